@@ -1,0 +1,63 @@
+# Two commands do everything (README): `make book` and `make test`. Both are incremental: stamps
+# record what is installed, so a second run only redoes what changed.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+BACKGROUND := .cache/background/austen/.complete
+WIDGET_JS := book/_vendor/.complete
+CHROMIUM := .cache/.chromium
+# Training chapter budget: `ci` (minutes, used by CI and nbval) or `full` (the shipped model's run).
+BUDGET ?= ci
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CI_BOOK := .cache/book-ci
+
+.PHONY: help setup test unit book html clean
+
+help:
+	@echo "make book   set up .venv, execute every chapter, build book/_build/html/index.html"
+	@echo "make test   set up .venv, run unit/integration tests, execute the book (papermill), nbval, browser check"
+	@echo "make setup  only the environment: .venv, background prose, widget JS, chromium"
+
+setup: $(STAMP) $(BACKGROUND) $(WIDGET_JS)
+
+$(STAMP): requirements.txt pyproject.toml
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+$(BACKGROUND): scripts/fetch_background.sh | $(STAMP)
+	bash scripts/fetch_background.sh $(PY)
+
+$(WIDGET_JS): scripts/vendor_widget_js.sh
+	bash scripts/vendor_widget_js.sh
+
+$(CHROMIUM):
+	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+	mkdir -p $(@D) && touch $@
+
+unit: setup
+	$(PY) -m pytest -q tests --ignore=tests/browser
+
+test: setup $(CHROMIUM)
+	$(PY) -m pytest -q tests --ignore=tests/browser
+	$(PY) scripts/run_book.py --budget $(BUDGET) --output $(CI_BOOK)
+	$(PY) -m pytest -q --nbval book/ --nbval-sanitize-with book/nbval_sanitize.cfg -p no:cacheprovider
+	RMT_BOOK_HTML=$(CI_BOOK)/_build/html $(PY) -m pytest -q tests/browser
+
+book: setup
+	$(PY) scripts/run_book.py --budget $(BUDGET) --output book
+	@echo "Book built: $(abspath book/_build/html/index.html)"
+
+html: setup
+	$(PY) -m jupyter_book build -W -n --keep-going --builder html book/
+	@echo "Book built: $(abspath book/_build/html/index.html)"
+
+clean:
+	rm -rf book/_build $(CI_BOOK)
