@@ -1,0 +1,112 @@
+"""`RMTConfig`: every knob of the Recurrent Memory Transformer, validated when it is built."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from transformers import AutoConfig, PretrainedConfig
+
+BackboneName = Literal["gpt2", "llama", "bloom"]
+AnswerHead = Literal["classifier", "lm"]
+
+
+
+@dataclass(frozen=True)
+class RMTConfig:
+    """The paper's RMT at laptop scale.
+
+    A segment is laid out ``[read memory | segment tokens | write memory]`` so the backbone sees
+    ``2 * num_memory_tokens + segment_size`` positions per call. Defaults are the shipped model's.
+    """
+
+    backbone: BackboneName = "bloom"  # positional scheme matters at this size: see backbones.py
+    vocab_size: int = 2048  # the project's byte-level BPE (data/tokenizer.json)
+    hidden_size: int = 64
+    num_layers: int = 4
+    num_heads: int = 4
+    segment_size: int = 32  # tokens per segment (the paper: 512)
+    num_memory_tokens: int = 8  # the paper: 16
+    recurrent: bool = True  # False: the no-memory baseline, which reads only the last segment
+    bptt_depth: int | None = None  # backpropagate through the last K segments; None = all of them
+    answer_head: AnswerHead = "classifier"
+    num_answers: int = 6  # candidate answers (QA1's six locations)
+    answer_token_ids: tuple[int, ...] = ()  # answer_head="lm": the token id of each candidate answer
+    num_aux_actors: int = 4  # auxiliary head: every actor's location at the question; 0 turns it off
+    aux_loss_weight: float = 0.5
+    dropout: float = 0.0
+    max_positions: int | None = None  # the backbone's position budget; None = exactly one segment's layout
+    pad_token_id: int = 0
+    eos_token_id: int = 1
+    extra_backbone_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the transformers config
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "segment_size", "num_answers"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+                raise ValueError(f"RMTConfig.{name} must be a positive int, got {getattr(self, name)!r}")
+        if self.num_memory_tokens < 0:
+            raise ValueError(f"RMTConfig.num_memory_tokens must be >= 0, got {self.num_memory_tokens}")
+        if self.recurrent and self.num_memory_tokens == 0:
+            raise ValueError("a recurrent RMT needs num_memory_tokens > 0 (zero memory carries nothing "
+                             "across segments); for the no-memory baseline set recurrent=False")
+        if not self.recurrent and self.num_memory_tokens != 0:
+            raise ValueError("the no-memory baseline (recurrent=False) takes num_memory_tokens=0")
+        if self.bptt_depth is not None and (not isinstance(self.bptt_depth, int) or self.bptt_depth < 1):
+            raise ValueError(f"RMTConfig.bptt_depth must be None (full BPTT) or an int >= 1, got {self.bptt_depth!r}")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        if self.backbone not in ("gpt2", "llama", "bloom"):
+            raise ValueError(f"unknown backbone {self.backbone!r}; choose gpt2, llama or bloom "
+                             "(or pass any transformers causal LM to RecurrentMemoryTransformer(backbone=...))")
+        if self.answer_head not in ("classifier", "lm"):
+            raise ValueError(f"answer_head must be 'classifier' or 'lm', got {self.answer_head!r}")
+        if self.answer_head == "lm" and len(self.answer_token_ids) != self.num_answers:
+            raise ValueError(f"answer_head='lm' needs one answer_token_id per answer ({self.num_answers}), "
+                             f"got {len(self.answer_token_ids)}")
+        if self.max_positions is not None and self.max_positions < self.positions_per_call:
+            raise ValueError(f"a segment's layout needs {self.positions_per_call} positions "
+                             f"(segment_size {self.segment_size} + 2 x {self.num_memory_tokens} memory tokens) "
+                             f"but max_positions is {self.max_positions}")
+        if not 0.0 <= self.dropout < 1.0 or self.aux_loss_weight < 0:
+            raise ValueError("dropout must lie in [0, 1) and aux_loss_weight be >= 0")
+        object.__setattr__(self, "answer_token_ids", tuple(self.answer_token_ids))
+
+    @property
+    def positions_per_call(self) -> int:
+        """Positions in one backbone call: read memory + segment + write memory."""
+        return self.segment_size + 2 * self.num_memory_tokens
+
+    def replace(self, **changes: Any) -> "RMTConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["answer_token_ids"] = list(self.answer_token_ids)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RMTConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown RMTConfig field(s) {unknown}; known fields: {sorted(known)}")
+        return cls(**d)
+
+    def backbone_config(self) -> PretrainedConfig:
+        """The transformers config of the backbone this RMT wraps (eager-capable, sdpa by default)."""
+        positions = self.max_positions or self.positions_per_call
+        common = dict(vocab_size=self.vocab_size, bos_token_id=self.eos_token_id, eos_token_id=self.eos_token_id,
+                      pad_token_id=self.pad_token_id, tie_word_embeddings=True)
+        if self.backbone == "gpt2":
+            kw = dict(n_embd=self.hidden_size, n_layer=self.num_layers, n_head=self.num_heads,
+                      n_positions=positions, resid_pdrop=self.dropout, embd_pdrop=self.dropout,
+                      attn_pdrop=self.dropout)
+        elif self.backbone == "llama":
+            kw = dict(hidden_size=self.hidden_size, intermediate_size=4 * self.hidden_size,
+                      num_hidden_layers=self.num_layers, num_attention_heads=self.num_heads,
+                      num_key_value_heads=self.num_heads, max_position_embeddings=positions,
+                      attention_dropout=self.dropout)
+        else:  # bloom: ALiBi relative positions
+            kw = dict(hidden_size=self.hidden_size, n_layer=self.num_layers, n_head=self.num_heads,
+                      hidden_dropout=self.dropout, attention_dropout=self.dropout)
+        return AutoConfig.for_model(self.backbone, **common, **kw, **self.extra_backbone_kwargs)

@@ -1,0 +1,125 @@
+"""Save and load a trained RMT as one folder: safetensors weights, JSON config, tokenizer, checksums.
+
+Nothing is ever unpickled. Every file is listed with its sha256 in ``checksums.json`` and verified on load.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from rmt_lib import paths
+from rmt_lib.model.config import RMTConfig
+from rmt_lib.model.recurrent import RecurrentMemoryTransformer
+
+WEIGHTS, CONFIG, TOKENIZER, CHECKSUMS = "model.safetensors", "config.json", "tokenizer.json", "checksums.json"
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_pretrained(model: RecurrentMemoryTransformer, directory: str | Path, *,
+                    tokenizer_path: str | Path | None = paths.TOKENIZER_PATH,
+                    extra_files: dict[str, str | Path] | None = None) -> Path:
+    """Write the model folder atomically: built in a temporary sibling, then renamed into place.
+
+    ``extra_files`` maps a file name in the folder to a source path (a metrics log, say); they are
+    checksummed like the rest.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        # safetensors refuses tensors that share memory (tied embeddings): store each once, contiguous.
+        state = {k: v.detach().cpu().contiguous() for k, v in _dedupe(model.state_dict()).items()}
+        save_file(state, tmp / WEIGHTS)
+        (tmp / CONFIG).write_text(json.dumps(model.config.to_dict(), indent=2, sort_keys=True) + "\n")
+        if tokenizer_path is not None:
+            shutil.copyfile(tokenizer_path, tmp / TOKENIZER)
+        for name, src in (extra_files or {}).items():
+            shutil.copyfile(src, tmp / name)
+        sums = {p.name: sha256(p) for p in sorted(tmp.iterdir())}
+        (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=2, sort_keys=True) + "\n")
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def from_pretrained(directory: str | Path | None = None, device: str | torch.device = "cpu") -> RecurrentMemoryTransformer:
+    """Load a model folder written by `save_pretrained` (default: the shipped model), verifying checksums."""
+    directory = Path(directory) if directory is not None else paths.SHIPPED_MODEL_DIR
+    verify_checksums(directory)
+    try:
+        config = RMTConfig.from_dict(json.loads((directory / CONFIG).read_text()))
+    except (json.JSONDecodeError, TypeError) as err:
+        raise ValueError(f"{directory / CONFIG} is not a valid RMT config: {err}") from err
+    model = RecurrentMemoryTransformer(config)
+    try:
+        state = load_file(directory / WEIGHTS)
+    except SafetensorError as err:
+        raise ValueError(f"{directory / WEIGHTS} is not a readable safetensors file: {err}") from err
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if k not in _tied_names(model)]
+    if missing or unexpected:
+        raise ValueError(f"the weights in {directory} do not match its config.json: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}")
+    mismatched = [k for k, v in state.items() if model.state_dict()[k].shape != v.shape]
+    if mismatched:
+        raise ValueError(f"the weights in {directory} have other shapes than its config.json asks for: {mismatched[:5]}")
+    return model.to(device).eval()
+
+
+def verify_checksums(directory: Path) -> None:
+    if not directory.is_dir():
+        raise FileNotFoundError(f"no model folder at {directory}; train one (python -m rmt_lib train) or pass "
+                                "--checkpoint DIR")
+    listing = directory / CHECKSUMS
+    if not listing.is_file():
+        raise FileNotFoundError(f"{listing} is missing: the folder was not written by save_pretrained")
+    for name, expected in json.loads(listing.read_text()).items():
+        path = directory / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is listed in {CHECKSUMS} but missing")
+        if sha256(path) != expected:
+            raise ValueError(f"checksum mismatch for {path}: the file is corrupt or was changed after saving")
+    for required in (WEIGHTS, CONFIG):
+        if not (directory / required).is_file():
+            raise FileNotFoundError(f"{directory / required} is missing")
+
+
+def _tied_names(model: torch.nn.Module) -> set[str]:
+    """Parameter names that alias another one (tied input/output embeddings)."""
+    seen: dict[int, str] = {}
+    tied = set()
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if tensor.data_ptr() in seen:
+            tied.add(name)
+        else:
+            seen[tensor.data_ptr()] = name
+    return tied
+
+
+def _dedupe(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    seen: set[int] = set()
+    out = {}
+    for name, tensor in state.items():
+        if tensor.data_ptr() not in seen:
+            seen.add(tensor.data_ptr())
+            out[name] = tensor
+    return out

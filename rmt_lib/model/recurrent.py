@@ -1,0 +1,146 @@
+"""The Recurrent Memory Transformer: a long input split into segments, memory carried across them."""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModelForCausalLM, PreTrainedModel
+
+from rmt_lib.model.config import RMTConfig
+from rmt_lib.model.memory_cell import MemoryCell
+
+
+@dataclass
+class RMTOutput:
+    logits: torch.Tensor  # (B, num_answers) scores of the candidate answers
+    loss: torch.Tensor | None = None  # answer loss + aux_loss_weight * aux loss, when labels are given
+    answer_loss: torch.Tensor | None = None
+    aux_loss: torch.Tensor | None = None
+    aux_logits: torch.Tensor | None = None  # (B, num_aux_actors, num_answers + 1); the last class = "not seen"
+    memory_states: torch.Tensor | None = None  # (B, n_segments + 1, M, D) float32 on CPU; [:, 0] is the initial memory
+    attentions: dict[int, torch.Tensor] = field(default_factory=dict)  # segment -> (B, n_layers, H, P, P) on CPU
+
+
+class RecurrentMemoryTransformer(nn.Module):
+    """RMT over a transformers causal LM.
+
+    The answer is read from the final hidden state of the input's last token (the end of the
+    question). ``answer_head="classifier"`` (default) scores the candidate answers with a linear layer;
+    ``"lm"`` uses the backbone's own LM head at the candidates' token ids, i.e. the paper's LM loss on
+    a one-token answer. The classifier is the default because, measured here, it learns QA1 faster from
+    scratch: its gradient goes to six answers instead of spreading over the whole vocabulary.
+    An auxiliary head predicts every actor's current location at the same position; it pushes the
+    memory to track all actors, which breaks the "last location mentioned" plateau.
+    """
+
+    def __init__(self, config: RMTConfig, backbone: PreTrainedModel | None = None):
+        super().__init__()
+        self.config = config
+        if backbone is None:
+            backbone = AutoModelForCausalLM.from_config(config.backbone_config())
+        if backbone.config.hidden_size != config.hidden_size:
+            raise ValueError(f"backbone hidden size {backbone.config.hidden_size} != config.hidden_size {config.hidden_size}")
+        self.cell = MemoryCell(backbone, config.num_memory_tokens)
+        D = config.hidden_size
+        self.answer_head = nn.Linear(D, config.num_answers) if config.answer_head == "classifier" else None
+        self.aux_head = nn.Linear(D, config.num_aux_actors * (config.num_answers + 1)) if config.num_aux_actors else None
+
+    @property
+    def backbone(self) -> PreTrainedModel:
+        return self.cell.backbone
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,  # (B, n_segments * segment_size)
+        attention_mask: torch.Tensor | None = None,  # (B, T) bool, False on (left) padding
+        labels: torch.Tensor | None = None,  # (B,) index of the right answer
+        aux_labels: torch.Tensor | None = None,  # (B, num_aux_actors); num_answers = "not seen yet"
+        capture_memory: bool = False,
+        capture_attention: Sequence[int] | None = None,  # segment indices; negative counts from the end
+    ) -> RMTOutput:
+        cfg, L = self.config, self.config.segment_size
+        B, T = input_ids.shape
+        if T == 0 or T % L:
+            raise ValueError(f"input length {T} is not a positive multiple of segment_size {L}; left-pad it "
+                             "(rmt_lib.data.encode_sample does)")
+        n_segments = T // L
+        wanted = _normalise_segments(capture_attention, n_segments)
+        # Segments before `cut` get no gradient: truncated BPTT through the last bptt_depth segments.
+        cut = n_segments - cfg.bptt_depth if cfg.bptt_depth and self.training else 0
+        segments = range(n_segments) if cfg.recurrent else range(n_segments - 1, n_segments)
+
+        memory = self._initial_memory(B)
+        states = [memory.detach().float().cpu()] if capture_memory and memory is not None else []
+        attentions: dict[int, torch.Tensor] = {}
+        with self._eager_attention(bool(wanted)):
+            for s in segments:
+                ids = input_ids[:, s * L:(s + 1) * L]  # (B, L)
+                mask = None if attention_mask is None else attention_mask[:, s * L:(s + 1) * L]
+                if mask is not None and bool(mask.all()):
+                    mask = None  # no padding here: let the backbone take its fast unmasked path
+                with torch.no_grad() if s < cut else nullcontext():
+                    out = self.cell(ids, memory, mask, output_attentions=s in wanted)
+                memory = out.memory
+                if capture_memory and memory is not None:
+                    states.append(memory.detach().float().cpu())
+                if out.attentions is not None:
+                    attentions[s] = torch.stack(out.attentions, dim=1).detach().float().cpu()  # (B, layers, H, P, P)
+
+        result = self._answer(out.hidden[:, -1], labels, aux_labels)  # the question's last token
+        result.memory_states = torch.stack(states, dim=1) if states else None  # (B, S + 1, M, D)
+        result.attentions = attentions
+        return result
+
+    def _initial_memory(self, batch: int) -> torch.Tensor | None:
+        m = self.cell.initial_memory
+        return None if m is None else m.unsqueeze(0).expand(batch, -1, -1)  # (B, M, D)
+
+    def _answer(self, last: torch.Tensor, labels: torch.Tensor | None, aux_labels: torch.Tensor | None) -> RMTOutput:
+        cfg = self.config
+        if self.answer_head is not None:
+            logits = self.answer_head(last)  # (B, num_answers)
+            vocab_logits, vocab_labels = logits, labels
+        else:
+            vocab_logits = self.backbone.get_output_embeddings()(last)  # (B, V)
+            ids = torch.tensor(cfg.answer_token_ids, device=last.device)
+            logits = vocab_logits[:, ids]
+            vocab_labels = None if labels is None else ids[labels]
+        out = RMTOutput(logits=logits)
+        if self.aux_head is not None:
+            out.aux_logits = self.aux_head(last).view(-1, cfg.num_aux_actors, cfg.num_answers + 1)
+        if labels is not None:
+            out.answer_loss = F.cross_entropy(vocab_logits, vocab_labels)
+            out.loss = out.answer_loss
+            if aux_labels is not None and out.aux_logits is not None and cfg.aux_loss_weight > 0:
+                out.aux_loss = F.cross_entropy(out.aux_logits.flatten(0, 1), aux_labels.flatten())
+                out.loss = out.loss + cfg.aux_loss_weight * out.aux_loss
+        return out
+
+    @contextmanager
+    def _eager_attention(self, needed: bool) -> Iterator[None]:
+        """Attention maps need eager attention (sdpa returns none); switch only while capturing."""
+        current = self.backbone.config._attn_implementation
+        if not needed or current == "eager":
+            yield
+            return
+        self.backbone.set_attn_implementation("eager")
+        try:
+            yield
+        finally:
+            self.backbone.set_attn_implementation(current)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def _normalise_segments(segments: Sequence[int] | None, n_segments: int) -> set[int]:
+    result = set()
+    for s in segments or ():
+        if not -n_segments <= s < n_segments:
+            raise ValueError(f"capture_attention asks for segment {s} but the input has {n_segments} segments")
+        result.add(s % n_segments)
+    return result
