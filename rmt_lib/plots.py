@@ -1,0 +1,388 @@
+"""Figure 8 in the paper's style, and the statistics behind it: data in, matplotlib Figure out.
+
+Every function takes plain arrays/strings and returns a new `matplotlib.figure.Figure`. None of them
+touches pyplot's global state (no current figure, no `plt.show()`), calls a model or reads a file, so a
+notebook cell that returns a figure shows it exactly once and a script can save it with `savefig`.
+
+Colour conventions:
+* distances (panels a, b): diverging ``RdBu`` from 0, RED = similar (small distance), BLUE = distant,
+  as in the paper; the colour bar is in L2 distance units.
+* attention (panels c, d): sequential ``viridis``, 0 to the map's maximum.
+* fact segments/tokens are marked in ``FACT_COLOUR``, the question segment in ``QUESTION_COLOUR``.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+FACT_COLOUR = "#d62728"  # red: facts
+QUESTION_COLOUR = "#111111"  # black: the question
+OTHER_COLOUR = "#7f7f7f"  # grey: distractor segments
+DISTANCE_CMAP = "RdBu"  # low (similar) = red, high (distant) = blue
+ATTENTION_CMAP = "viridis"
+
+
+def _new_figure(width: float, height: float, *, nrows: int = 1, ncols: int = 1, **kwargs) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kwargs)
+    return fig, axes
+
+
+def _state_label(index: int) -> str:
+    """Memory-state index 0 is the initial memory; index s + 1 the memory after segment s."""
+    return "init" if index == 0 else str(index - 1)
+
+
+def _mark_state_axes(ax: Axes, n_states: int, fact_segments: Sequence[int], question_segment: int | None) -> None:
+    """Ticks on both axes at the states after the fact segments (F1, F2, ...) and the question segment (Q)."""
+    marks: dict[int, tuple[str, str]] = {0: ("init", OTHER_COLOUR)}
+    step = max(1, int(np.ceil((n_states - 1) / 8)))
+    for s in range(0, n_states - 1, step):  # a sparse numeric scale for orientation
+        marks[s + 1] = (str(s), OTHER_COLOUR)
+    # Numeric ticks too close to a marked one would overprint it: drop them.
+    special = [s + 1 for s in fact_segments] + ([question_segment + 1] if question_segment is not None else [])
+    gap = max(1, step // 2)
+    marks = {i: m for i, m in marks.items() if i == 0 or all(abs(i - j) >= gap for j in special)}
+    names: dict[int, list[str]] = {}
+    for k, s in enumerate(fact_segments, start=1):  # two facts may share a segment: "F1,F2"
+        names.setdefault(s, []).append(f"F{k}")
+    for s, ks in names.items():
+        marks[s + 1] = (f"{','.join(ks)} ({s})", FACT_COLOUR)
+    if question_segment is not None:
+        name = "+".join(names.get(question_segment, []) + ["Q"])
+        marks[question_segment + 1] = (f"{name} ({question_segment})", QUESTION_COLOUR)
+    positions = sorted(marks)
+    for axis, setter in ((ax.xaxis, ax.set_xticks), (ax.yaxis, ax.set_yticks)):
+        setter(positions, [marks[i][0] for i in positions])
+        for label, i in zip(axis.get_ticklabels(), positions):
+            label.set_color(marks[i][1])
+            if marks[i][1] != OTHER_COLOUR:
+                label.set_fontweight("bold")
+    ax.tick_params(axis="x", labelrotation=90)
+
+
+def plot_distance_matrix(
+    distance: np.ndarray,
+    *,
+    fact_segments: Sequence[int] = (),
+    question_segment: int | None = None,
+    title: str | None = None,
+    vmax: float | None = None,
+    size: float = 5.0,
+) -> Figure:
+    """Panels (a)/(b): the (S+1, S+1) L2 distance matrix between memory states.
+
+    Row/column 0 is the initial memory, index s + 1 the memory after segment s. Fact segments (F1,
+    F2, ...) and the question segment (Q) are labelled on both axes. RED = similar, BLUE = distant.
+    """
+    d = np.asarray(distance, dtype=np.float64)
+    if d.ndim != 2 or d.shape[0] != d.shape[1]:
+        raise ValueError(f"distance must be a square matrix; got shape {d.shape}")
+    n = d.shape[0]
+    _check_segments(fact_segments, question_segment, n - 1)
+    fig, axes = _new_figure(size * 1.15, size)
+    ax = axes[0, 0]
+    top = float(vmax) if vmax is not None else float(d.max()) or 1.0
+    image = ax.imshow(d, cmap=DISTANCE_CMAP, vmin=0.0, vmax=top, interpolation="nearest", origin="upper")
+    fig.colorbar(image, ax=ax, shrink=0.85, label="L2 distance between memory states")
+    _mark_state_axes(ax, n, list(fact_segments), question_segment)
+    ax.set_xlabel("memory state after segment")
+    ax.set_ylabel("memory state after segment")
+    ax.set_title(title or f"Distances between memory states ({n - 1} segments)")
+    return fig
+
+
+def _check_segments(fact_segments: Sequence[int], question_segment: int | None, n_segments: int) -> None:
+    for s in [*fact_segments, *([question_segment] if question_segment is not None else [])]:
+        if not 0 <= s < n_segments:
+            raise ValueError(f"segment index {s} is outside 0..{n_segments - 1}")
+
+
+def _as_panels(weights: np.ndarray | Mapping[str, np.ndarray], default_title: str) -> list[tuple[str, np.ndarray]]:
+    panels = list(weights.items()) if isinstance(weights, Mapping) else [(default_title, weights)]
+    out = []
+    for name, w in panels:
+        w = np.asarray(w, dtype=np.float64)
+        if w.ndim != 2:
+            raise ValueError(f"attention map {name!r} must be 2-d (rows, columns); got shape {w.shape}")
+        out.append((name, w))
+    if not out:
+        raise ValueError("no attention map to plot")
+    return out
+
+
+def plot_write_attention(
+    weights: np.ndarray | Mapping[str, np.ndarray],
+    tokens: Sequence[str],
+    fact_mask: Sequence[bool] | np.ndarray,
+    *,
+    title: str | None = None,
+    label_every_token: bool = True,
+) -> Figure:
+    """Panel (c): write-memory queries (rows) attending to one segment's tokens (columns).
+
+    `weights` is (M, L), or a mapping of titles to such maps (e.g. the chosen head and the mean over
+    heads), drawn one under the other. `tokens` are the L token strings; the fact's tokens
+    (`fact_mask`) are labelled in bold red, the others in grey (or left blank with
+    ``label_every_token=False``).
+    """
+    panels = _as_panels(weights, "write attention")
+    fact = np.asarray(fact_mask, dtype=bool)
+    L = panels[0][1].shape[1]
+    if len(tokens) != L or fact.shape != (L,):
+        raise ValueError(f"need one token string and one fact flag per column ({L}); got {len(tokens)} and {fact.shape}")
+    M = panels[0][1].shape[0]
+    fig, axes = _new_figure(max(6.0, 0.22 * L + 2.0), 0.35 * M * len(panels) + 1.6 * len(panels) + 0.4,
+                            nrows=len(panels))
+    for ax, (name, w) in zip(axes[:, 0], panels):
+        image = ax.imshow(w, cmap=ATTENTION_CMAP, vmin=0.0, aspect="auto", interpolation="nearest")
+        fig.colorbar(image, ax=ax, label="attention", pad=0.01)
+        ax.set_yticks(range(w.shape[0]), [f"w{i}" for i in range(w.shape[0])])
+        ax.set_ylabel("write memory (query)")
+        labels = [t if (label_every_token or f) else "" for t, f in zip(tokens, fact)]
+        ax.set_xticks(range(L), labels, rotation=90, fontsize=7)
+        for label, f in zip(ax.get_xticklabels(), fact):
+            label.set_color(FACT_COLOUR if f else OTHER_COLOUR)
+            if f:
+                label.set_fontweight("bold")
+        _outline_columns(ax, fact, w.shape[0])
+        ax.set_title(name, fontsize=10)
+    axes[-1, 0].set_xlabel("segment tokens (key); fact tokens in red")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _outline_columns(ax: Axes, mask: np.ndarray, n_rows: int) -> None:
+    """A red frame around each run of marked columns."""
+    idx = np.flatnonzero(mask)
+    if len(idx) == 0:
+        return
+    runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
+    for run in runs:
+        ax.add_patch(Rectangle((run[0] - 0.5, -0.5), len(run), n_rows, fill=False,
+                               edgecolor=FACT_COLOUR, linewidth=1.5))
+
+
+def plot_read_attention(
+    weights: np.ndarray | Mapping[str, np.ndarray],
+    row_labels: Sequence[str],
+    *,
+    title: str | None = None,
+) -> Figure:
+    """Panel (d): question/answer positions (rows) attending to the read-memory keys (columns).
+
+    `weights` is (Q, M) or a mapping of titles to such maps; `row_labels` the Q token strings (the
+    last row is the answer position, where the model reads its answer).
+    """
+    panels = _as_panels(weights, "read attention")
+    Q, M = panels[0][1].shape
+    if len(row_labels) != Q:
+        raise ValueError(f"need one row label per query row ({Q}); got {len(row_labels)}")
+    fig, axes = _new_figure(3.0 * len(panels) + 1.5, 0.32 * Q + 1.8, ncols=len(panels))
+    for ax, (name, w) in zip(axes[0], panels):
+        image = ax.imshow(w, cmap=ATTENTION_CMAP, vmin=0.0, aspect="auto", interpolation="nearest")
+        fig.colorbar(image, ax=ax, label="attention", pad=0.02)
+        ax.set_xticks(range(M), [f"r{i}" for i in range(M)], fontsize=8)
+        ax.set_xlabel("read memory (key)")
+        ax.set_yticks(range(Q), list(row_labels), fontsize=8)
+        ax.set_title(name, fontsize=10)
+    axes[0, 0].set_ylabel("question / answer position (query)")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_memory_change(
+    change: np.ndarray,
+    *,
+    fact_segments: Sequence[int] = (),
+    question_segment: int | None = None,
+    current: int | None = None,
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """‖m_t − m_{t−1}‖ per segment as bars: facts red, question black, the rest grey.
+
+    `current` (a segment index) is outlined, for the scrubbers. With `ax` it draws into that axes
+    (of a figure the caller made) and returns its figure.
+    """
+    c = np.asarray(change, dtype=np.float64).ravel()
+    S = len(c)
+    _check_segments(fact_segments, question_segment, S)
+    if ax is None:
+        fig, axes = _new_figure(max(5.0, min(12.0, 0.05 * S + 4.0)), 2.8)
+        ax = axes[0, 0]
+    fig = ax.get_figure()
+    colours = [OTHER_COLOUR] * S
+    for s in fact_segments:
+        colours[s] = FACT_COLOUR
+    if question_segment is not None:
+        colours[question_segment] = QUESTION_COLOUR
+    ax.bar(np.arange(S), c, color=colours, width=0.85 if S < 100 else 1.0)
+    if current is not None:
+        ax.bar([current], [c[current]], fill=False, edgecolor="#1f77b4", linewidth=2.0, width=1.0)
+    ax.set_xlim(-0.5, S - 0.5)
+    ax.set_xlabel("segment")
+    ax.set_ylabel("memory change ‖m_t − m_{t−1}‖")
+    handles = [Rectangle((0, 0), 1, 1, color=FACT_COLOUR, label="fact segment"),
+               Rectangle((0, 0), 1, 1, color=QUESTION_COLOUR, label="question segment"),
+               Rectangle((0, 0), 1, 1, color=OTHER_COLOUR, label="other")]
+    ax.legend(handles=handles, fontsize=7, loc="upper left", frameon=False)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_change_distributions(
+    fact_values: np.ndarray,
+    distractor_values: np.ndarray,
+    *,
+    question_values: np.ndarray | None = None,
+    title: str | None = None,
+    bins: int = 40,
+) -> Figure:
+    """Histograms (fraction per log-spaced bin) of memory change at fact vs. distractor segments."""
+    groups = [("distractor segments", np.asarray(distractor_values, float).ravel(), OTHER_COLOUR),
+              ("fact segments", np.asarray(fact_values, float).ravel(), FACT_COLOUR)]
+    if question_values is not None:
+        groups.append(("question segments", np.asarray(question_values, float).ravel(), QUESTION_COLOUR))
+    everything = np.concatenate([g[1] for g in groups])
+    if len(groups[0][1]) == 0 or len(groups[1][1]) == 0:
+        raise ValueError("need at least one fact and one distractor value")
+    positive = everything[everything > 0]
+    lo, hi = (positive.min(), positive.max()) if len(positive) else (1e-3, 1.0)
+    edges = np.geomspace(lo, hi * 1.0001 if hi > lo else lo * 10, bins + 1)
+    fig, axes = _new_figure(6.0, 3.2)
+    ax = axes[0, 0]
+    for name, values, colour in groups:
+        # Each group sums to one (a fraction per bin): densities over log bins would shrink wide bins.
+        ax.hist(np.clip(values, lo, None), bins=edges, weights=np.full(len(values), 1.0 / len(values)),
+                alpha=0.55, color=colour, label=f"{name} (n={len(values)})")
+    ax.set_xscale("log")
+    ax.set_xlabel("memory change ‖m_t − m_{t−1}‖")
+    ax.set_ylabel("fraction of segments")
+    ax.legend(fontsize=8, frameon=False)
+    ax.set_title(title or "Memory change: fact vs. distractor segments")
+    return fig
+
+
+def plot_head_shares(
+    shares: np.ndarray,
+    *,
+    chosen: tuple[int, int] | None = None,
+    baseline: float | None = None,
+    title: str | None = None,
+    label: str = "attention share",
+) -> Figure:
+    """A (n_layers, n_heads) heatmap of a per-head statistic, each cell annotated.
+
+    `chosen` (layer, head) is outlined; `baseline` (e.g. the uniform token share) is noted in the title.
+    """
+    s = np.asarray(shares, dtype=np.float64)
+    if s.ndim != 2:
+        raise ValueError(f"shares must be (n_layers, n_heads); got shape {s.shape}")
+    n_layers, n_heads = s.shape
+    fig, axes = _new_figure(1.0 * n_heads + 2.6, 0.8 * n_layers + 1.6)
+    ax = axes[0, 0]
+    image = ax.imshow(s, cmap=ATTENTION_CMAP, vmin=0.0, aspect="auto")
+    fig.colorbar(image, ax=ax, label=label)
+    middle = (np.nanmin(s) + np.nanmax(s)) / 2
+    for (i, j), v in np.ndenumerate(s):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8, color="white" if v < middle else "black")
+    if chosen is not None:
+        ax.add_patch(Rectangle((chosen[1] - 0.5, chosen[0] - 0.5), 1, 1, fill=False, edgecolor=FACT_COLOUR, linewidth=2.5))
+    ax.set_xticks(range(n_heads), [f"h{j}" for j in range(n_heads)])
+    ax.set_yticks(range(n_layers), [f"L{i}" for i in range(n_layers)])
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    full = title or label
+    if baseline is not None:
+        full += f"\n(uniform baseline {baseline:.3f})"
+    ax.set_title(full, fontsize=10)
+    return fig
+
+
+def plot_intervals(
+    labels: Sequence[str],
+    estimates: Sequence[float],
+    lows: Sequence[float],
+    highs: Sequence[float],
+    *,
+    reference: float | None = None,
+    reference_label: str = "target",
+    xlabel: str = "",
+    title: str | None = None,
+) -> Figure:
+    """Point estimates with their 95% intervals, one row each (e.g. AUC at 32 and 256 segments)."""
+    est, lo, hi = (np.asarray(v, dtype=np.float64) for v in (estimates, lows, highs))
+    if not (len(labels) == len(est) == len(lo) == len(hi)):
+        raise ValueError("labels, estimates, lows and highs must have the same length")
+    fig, axes = _new_figure(5.5, 0.45 * len(labels) + 1.3)
+    ax = axes[0, 0]
+    y = np.arange(len(labels))
+    ax.errorbar(est, y, xerr=[est - lo, hi - est], fmt="o", color="#1f77b4", capsize=4)
+    if reference is not None:
+        ax.axvline(reference, color=FACT_COLOUR, linestyle="--", linewidth=1, label=reference_label)
+        ax.legend(fontsize=8, frameon=False)
+    ax.set_yticks(y, list(labels))
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_segment_frame(
+    segment: int,
+    distance: np.ndarray,
+    change: np.ndarray,
+    *,
+    fact_segments: Sequence[int] = (),
+    question_segment: int | None = None,
+    attention: np.ndarray | None = None,
+    attention_tokens: Sequence[str] | None = None,
+    attention_fact_mask: Sequence[bool] | None = None,
+    dpi_scale: float = 1.0,
+) -> Figure:
+    """One scrubber frame: this segment's row of the distance matrix, the memory changes with this
+    segment outlined, and (when given) its write-attention map (M, L)."""
+    d = np.asarray(distance, dtype=np.float64)
+    S = d.shape[0] - 1
+    _check_segments([segment], None, S)
+    n_axes = 3 if attention is not None else 2
+    fig, axes = _new_figure(9.0 * dpi_scale, 2.1 * n_axes * dpi_scale, nrows=n_axes)
+    ax = axes[0, 0]
+    row = d[segment + 1]
+    colours = [OTHER_COLOUR] * (S + 1)
+    for s in fact_segments:
+        colours[s + 1] = FACT_COLOUR
+    if question_segment is not None:
+        colours[question_segment + 1] = QUESTION_COLOUR
+    ax.bar(np.arange(S + 1), row, color=colours, width=0.85 if S < 100 else 1.0)
+    ax.axvline(segment + 1, color="#1f77b4", linewidth=1.5)
+    ax.set_xlim(-0.5, S + 0.5)
+    ax.set_ylim(0, float(d.max()) or 1.0)
+    ax.set_ylabel("L2 distance")
+    ax.set_title(f"distance from the memory after segment {segment} to every memory state (0 = initial)", fontsize=9)
+    plot_memory_change(change, fact_segments=fact_segments, question_segment=question_segment,
+                       current=segment, ax=axes[1, 0])
+    axes[1, 0].set_ylim(0, float(np.max(change)) * 1.05 or 1.0)
+    axes[1, 0].set_ylabel("memory change")
+    if attention is not None:
+        ax = axes[2, 0]
+        a = np.asarray(attention, dtype=np.float64)
+        ax.imshow(a, cmap=ATTENTION_CMAP, vmin=0.0, aspect="auto", interpolation="nearest")
+        ax.set_ylabel("write memory")
+        if attention_tokens is not None:
+            fact = np.zeros(a.shape[1], bool) if attention_fact_mask is None else np.asarray(attention_fact_mask, bool)
+            ax.set_xticks(range(a.shape[1]), list(attention_tokens), rotation=90, fontsize=6)
+            for label, f in zip(ax.get_xticklabels(), fact):
+                label.set_color(FACT_COLOUR if f else OTHER_COLOUR)
+            _outline_columns(ax, fact, a.shape[0])
+        ax.set_title(f"write-memory attention in segment {segment}", fontsize=9)
+    return fig
