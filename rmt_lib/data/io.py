@@ -1,0 +1,113 @@
+"""Reading and writing samples: BABILong JSONL/JSON, and the original bAbI task files."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from rmt_lib.data.samples import Sample
+
+_BABI_LINE = re.compile(r"(\d+) (.*)")
+
+
+def write_jsonl(samples: Iterable[Sample], path: str | Path) -> Path:
+    """One JSON object per line (BABILong layout + extras), written atomically: temp file, then os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            for sample in samples:
+                f.write(json.dumps(sample.to_dict(), ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_jsonl(path: str | Path) -> list[Sample]:
+    """Samples from BABILong JSONL (one object per line) or JSON (a list of objects, or an object whose values
+    are such lists). Needs `input`, `question`, `target`; our extras are read when present, others ignored."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such samples file: {path}")
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip()[:1] in ("[", "{") and not _is_jsonl(text):
+        return _read_json(path, text)
+    samples = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            samples.append(Sample.from_dict(json.loads(line)))
+        except (json.JSONDecodeError, ValueError, TypeError, AttributeError) as err:
+            raise ValueError(f"{path}:{number}: not a BABILong sample: {err}") from None
+    return samples
+
+
+def _is_jsonl(text: str) -> bool:
+    first = text.lstrip().split("\n", 1)[0]
+    try:
+        return isinstance(json.loads(first), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def _read_json(path: Path, text: str) -> list[Sample]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}:{err.lineno}: not valid JSON: {err.msg}") from None
+    rows = data if isinstance(data, list) else [r for v in data.values() if isinstance(v, list) for r in v]
+    samples = []
+    for i, row in enumerate(rows):
+        try:
+            samples.append(Sample.from_dict(row))
+        except (ValueError, TypeError, AttributeError) as err:
+            raise ValueError(f"{path}: sample {i}: not a BABILong sample: {err}") from None
+    return samples
+
+
+def read_babi(path: str | Path) -> list[Sample]:
+    """One Sample per question of a bAbI task file (format: ../shared/babi/README.txt): its input is the
+    story so far (sentences joined by single spaces), all of them recorded as facts with their spans."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such bAbI file: {path}")
+    samples: list[Sample] = []
+    story: list[str] = []
+    expected = 1
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            m = _BABI_LINE.fullmatch(line)
+            if m is None:
+                raise ValueError(f"{path}:{number}: malformed bAbI line {line!r} (expected 'ID text' or 'ID question<TAB>answer<TAB>ids')")
+            line_id, rest = int(m.group(1)), m.group(2)
+            if line_id == 1:
+                story, expected = [], 1
+            if line_id != expected:
+                raise ValueError(f"{path}:{number}: bAbI line id {line_id} out of order (expected {expected} or 1)")
+            expected += 1
+            if "\t" not in rest:
+                story.append(rest.strip())
+                continue
+            fields = rest.split("\t")
+            if len(fields) != 3 or not fields[1].strip():
+                raise ValueError(f"{path}:{number}: malformed bAbI question line {line!r} (expected 'ID question<TAB>answer<TAB>ids')")
+            samples.append(_story_sample(story, fields[0].strip(), fields[1].strip()))
+    return samples
+
+
+def _story_sample(story: list[str], question: str, target: str) -> Sample:
+    spans, pos = [], 0
+    for sentence in story:
+        spans.append((pos, pos + len(sentence)))
+        pos += len(sentence) + 1
+    return Sample(input=" ".join(story), question=question, target=target, facts=tuple(story), fact_char_spans=tuple(spans))

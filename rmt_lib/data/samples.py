@@ -1,0 +1,477 @@
+"""BABILong-style samples: bAbI QA1 facts hidden at sentence boundaries of background prose.
+
+Samples are built at the token level, as BABILong does, but exactly: the background is tokenized once per
+(source, split, tokenizer) into flat numpy arrays, facts are spliced in between sentences, and the question
+ends the last segment. Because background whitespace is single spaces and every piece is space-led,
+`encode(sample.input) + encode(" " + sample.question)` reproduces the built token sequence exactly.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rmt_lib import paths
+from rmt_lib.data.background import Background, load_background
+from rmt_lib.data.grammar import LOCATIONS, fact_sentence, find_facts, qa1_story, question_sentence, sample_n_facts
+from rmt_lib.data.tokenizer import Tokenizer, default_tokenizer
+
+TASKS = ("qa1",)
+TOKENIZED_CACHE_DIR = paths.CACHE_DIR / "tokenized"
+_BATCH = 4096  # sentences per encode_batch call while tokenizing a background
+
+
+@dataclass(frozen=True)
+class _TokenCache:
+    """Token ids of a generated sample, kept so that encode_sample need not re-tokenize (an optimisation:
+    used only when the tokenizer and the text are the ones the sample was built with)."""
+
+    fingerprint: str
+    input_hash: int
+    question: str
+    input_ids: np.ndarray  # (n,) int32, the tokens of `input`
+    char_starts: np.ndarray  # (n,) int64, where each token starts in `input` (they tile it)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One BABILong-style sample (JSONL: `input`, `question`, `target` + our extras)."""
+
+    input: str  # background prose with the facts inside
+    question: str  # "Where is Mary?"
+    target: str  # "kitchen"
+    facts: tuple[str, ...] = ()
+    fact_char_spans: tuple[tuple[int, int], ...] = ()  # [start, end) in `input`
+    fact_segments: tuple[int, ...] = ()  # index of the segment holding each fact (empty for user samples)
+    _tokens: _TokenCache | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self):
+        for name in ("input", "question", "target"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"Sample.{name} must be a string, got {type(getattr(self, name)).__name__}")
+        object.__setattr__(self, "facts", tuple(str(f) for f in self.facts))
+        object.__setattr__(self, "fact_char_spans", tuple((int(a), int(b)) for a, b in self.fact_char_spans))
+        object.__setattr__(self, "fact_segments", tuple(int(k) for k in self.fact_segments))
+        if self.fact_char_spans and len(self.fact_char_spans) != len(self.facts):
+            raise ValueError(f"Sample has {len(self.facts)} facts but {len(self.fact_char_spans)} fact_char_spans")
+        for a, b in self.fact_char_spans:
+            if not 0 <= a <= b <= len(self.input):
+                raise ValueError(f"fact_char_span {(a, b)} lies outside the input ({len(self.input)} characters)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input": self.input,
+            "question": self.question,
+            "target": self.target,
+            "facts": list(self.facts),
+            "fact_char_spans": [list(span) for span in self.fact_char_spans],
+            "fact_segments": list(self.fact_segments),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Sample:
+        """BABILong layout (`input`, `question`, `target`) plus optional extras; other keys are ignored."""
+        missing = [k for k in ("input", "question", "target") if k not in d]
+        if missing:
+            raise ValueError(f"sample lacks the field(s) {missing} (BABILong layout: input, question, target)")
+        return cls(
+            input=d["input"],
+            question=d["question"],
+            target=d["target"],
+            facts=tuple(d.get("facts") or ()),
+            fact_char_spans=tuple(tuple(s) for s in d.get("fact_char_spans") or ()),
+            fact_segments=tuple(d.get("fact_segments") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class EncodedSample:
+    """A sample as the model sees it: T = n_segments * segment_size token ids, left-padded."""
+
+    input_ids: np.ndarray  # (T,) int64
+    attention_mask: np.ndarray  # (T,) bool, False on padding
+    n_segments: int
+    segment_char_spans: tuple[tuple[int, int], ...]  # per segment, [start, end) of `input`; they tile `input`
+    fact_token_spans: tuple[tuple[int, int], ...]  # [start, end) indices into input_ids
+    fact_segments: tuple[int, ...]  # segment index of each fact (of its first token)
+    question_token_span: tuple[int, int]  # indices into input_ids; the question ends the last segment
+    target_index: int  # LOCATIONS.index(target)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The tokenized background: a ring of tokens that long samples wrap around.
+
+
+@dataclass(frozen=True)
+class _Stream:
+    """A background tokenized once. The ring text is "".join(" " + s for s in sentences); tokens tile it."""
+
+    text: str
+    ids: np.ndarray  # (N,) int32
+    starts: np.ndarray  # (N + 1,) int64, char start of each token in `text`; starts[N] = len(text)
+    sentence_starts: np.ndarray  # (n_sentences,) int64 token index of each sentence's first token
+    space_led: np.ndarray  # (N,) bool: the token starts with a space (a piece boundary)
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
+
+    def ring_ids(self, a: int, b: int) -> np.ndarray:
+        """Token ids of ring positions [a, b) (0 <= a <= b; positions past N wrap)."""
+        parts = []
+        while a < b:
+            i = a % self.n
+            k = min(b - a, self.n - i)
+            parts.append(self.ids[i : i + k])
+            a += k
+        return np.concatenate(parts) if parts else self.ids[:0]
+
+    def ring_text(self, a: int, b: int) -> tuple[str, np.ndarray]:
+        """Text of ring positions [a, b) and each token's char start in that text."""
+        texts, starts, base = [], [], 0
+        while a < b:
+            i = a % self.n
+            k = min(b - a, self.n - i)
+            c0, c1 = int(self.starts[i]), int(self.starts[i + k])
+            texts.append(self.text[c0:c1])
+            starts.append(self.starts[i : i + k] - c0 + base)
+            base += c1 - c0
+            a += k
+        if not texts:
+            return "", np.zeros(0, dtype=np.int64)
+        return "".join(texts), np.concatenate(starts)
+
+
+_STREAMS: dict[tuple[str, str], _Stream] = {}
+
+
+def _stream(background: Background, tokenizer: Tokenizer) -> _Stream:
+    key = (background.name, tokenizer.fingerprint)
+    if key not in _STREAMS:
+        _STREAMS[key] = _tokenize_background(background, tokenizer)
+    return _STREAMS[key]
+
+
+def _tokenize_background(background: Background, tokenizer: Tokenizer) -> _Stream:
+    text = "".join(" " + s for s in background.sentences)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    cache_file = TOKENIZED_CACHE_DIR / f"{tokenizer.fingerprint}-{digest}.npz"
+    arrays = _read_cache(cache_file)
+    if arrays is None:
+        arrays = _encode_sentences(background.sentences, tokenizer)
+        _write_cache(cache_file, arrays)
+    ids, starts, sentence_starts = arrays
+    return _Stream(text, ids, starts, sentence_starts, tokenizer.space_led[ids])
+
+
+def _encode_sentences(sentences, tokenizer: Tokenizer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each sentence encoded as " " + sentence (equal, by the single-space rule, to encoding the whole text)."""
+    ids_parts, start_parts, counts = [], [], []
+    base = 0
+    for i in range(0, len(sentences), _BATCH):
+        batch = [" " + s for s in sentences[i : i + _BATCH]]
+        for piece, enc in zip(batch, tokenizer.hf.encode_batch(batch, add_special_tokens=False)):
+            offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
+            ids_parts.append(np.asarray(enc.ids, dtype=np.int32))
+            start_parts.append(offsets[:, 0] + base)
+            counts.append(len(enc.ids))
+            base += len(piece)
+    ids = np.concatenate(ids_parts)
+    starts = np.concatenate(start_parts + [np.array([base], dtype=np.int64)])
+    sentence_starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    return ids, starts, sentence_starts
+
+
+def _read_cache(path: Path):
+    try:
+        with np.load(path) as z:
+            return z["ids"], z["starts"], z["sentence_starts"]
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _write_cache(path: Path, arrays) -> None:
+    """Best effort (a read-only checkout still works, only slower to start)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, ids=arrays[0], starts=arrays[1], sentence_starts=arrays[2])
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Generation.
+
+
+@dataclass(frozen=True)
+class _Layout:
+    total: int  # T: tokens of input + question
+    segment_size: int
+    n_segments: int
+
+    @property
+    def pad(self) -> int:  # left padding that encode_sample will add
+        return self.n_segments * self.segment_size - self.total
+
+
+def generate_samples(
+    task: str = "qa1",
+    n_samples: int = 1,
+    n_segments: int | None = None,
+    tokens: int | None = None,
+    segment_size: int = 32,
+    n_facts: int | None = None,
+    split: str = "train",
+    background: str | Path | None = None,
+    seed: int = 0,
+    tokenizer: Tokenizer | None = None,
+    progress: bool = False,
+) -> list[Sample]:
+    """`n_samples` BABILong samples whose input + question are exactly `n_segments * segment_size` tokens
+    (or `tokens`). `n_facts=None` draws 2, 4, 6, 8 or 10 facts as bAbI QA1 does. Same arguments, same samples."""
+    layout = _validate(task, n_samples, n_segments, tokens, segment_size, n_facts, seed)
+    tokenizer = tokenizer if tokenizer is not None else default_tokenizer()
+    builder = _Builder(_stream(load_background(background, split), tokenizer), tokenizer, layout)
+    rng = np.random.default_rng(seed)
+    indices = range(n_samples)
+    if progress:
+        from tqdm import tqdm
+
+        indices = tqdm(indices, desc="generate", unit="sample")
+    return [builder.sample(rng, n_facts if n_facts is not None else sample_n_facts(rng)) for _ in indices]
+
+
+def _validate(task, n_samples, n_segments, tokens, segment_size, n_facts, seed) -> _Layout:
+    def is_int(x):
+        return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; supported tasks: {', '.join(TASKS)}")
+    if not is_int(n_samples) or n_samples < 0:
+        raise ValueError(f"n_samples must be a non-negative int, got {n_samples!r}")
+    if not is_int(segment_size) or segment_size < 1:
+        raise ValueError(f"segment_size must be a positive int, got {segment_size!r}")
+    if (n_segments is None) == (tokens is None):
+        raise ValueError("give exactly one of n_segments (segments of segment_size tokens) or tokens (a total length)")
+    if n_segments is not None and (not is_int(n_segments) or n_segments < 1):
+        raise ValueError(f"n_segments must be a positive int, got {n_segments!r}")
+    if tokens is not None and (not is_int(tokens) or tokens < 1):
+        raise ValueError(f"tokens must be a positive int, got {tokens!r}")
+    if n_facts is not None and (not is_int(n_facts) or n_facts < 1):
+        raise ValueError(f"n_facts must be a positive int (or None for bAbI's 2-10), got {n_facts!r}")
+    if not is_int(seed) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    total = int(tokens) if tokens is not None else int(n_segments) * int(segment_size)
+    return _Layout(total, int(segment_size), math.ceil(total / segment_size))
+
+
+class _Builder:
+    """Builds samples of one layout from one stream; caches the token ids of every fact and question."""
+
+    def __init__(self, stream: _Stream, tokenizer: Tokenizer, layout: _Layout):
+        self.stream, self.tokenizer, self.layout = stream, tokenizer, layout
+        self._pieces: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def piece(self, sentence: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, char starts) of " " + sentence."""
+        if sentence not in self._pieces:
+            ids, offsets = self.tokenizer.encode_with_offsets(" " + sentence)
+            self._pieces[sentence] = (ids.astype(np.int32), offsets[:, 0])
+        return self._pieces[sentence]
+
+    def sample(self, rng: np.random.Generator, n_facts: int) -> Sample:
+        lay, st = self.layout, self.stream
+        story, asked, target = qa1_story(rng, n_facts)
+        facts = [fact_sentence(*f) for f in story]
+        question = question_sentence(asked)
+        fact_pieces = [self.piece(f) for f in facts]
+        fact_lens = np.array([len(p[0]) for p in fact_pieces])
+        q_ids = self.piece(question)[0]
+        n_background = lay.total - len(q_ids) - int(fact_lens.sum())
+        if n_background < 0 or fact_lens.max() > lay.segment_size:
+            raise ValueError(self._too_small(fact_lens, len(q_ids)))
+        start = self._window_start(rng, n_background)
+        positions = self._place(rng, start, n_background, fact_lens)
+
+        # Splice: background, fact, background, fact, ..., background, question. Every piece is space-led.
+        id_parts, text_parts, start_parts, spans = [], [], [], []
+        chars, cursor = 0, 0
+        for (f_ids, f_starts), fact, p in zip(fact_pieces, facts, positions):
+            chars = self._add_background(start + cursor, start + p, id_parts, text_parts, start_parts, chars)
+            id_parts.append(f_ids)
+            text_parts.append(" " + fact)
+            start_parts.append(f_starts + chars)
+            spans.append((chars, chars + len(fact)))  # -1 for the leading space, +1 for the piece's own space
+            chars += len(fact) + 1
+            cursor = p
+        self._add_background(start + cursor, start + n_background, id_parts, text_parts, start_parts, chars)
+        text = "".join(text_parts)
+        assert text[:1] == " ", "every piece is space-led"
+        input_ids = np.concatenate(id_parts) if id_parts else np.zeros(0, dtype=np.int32)
+        char_starts = np.maximum(np.concatenate(start_parts) - 1, 0) if start_parts else np.zeros(0, dtype=np.int64)
+        fact_tok = positions + np.concatenate([[0], np.cumsum(fact_lens)[:-1]])
+        cache = _TokenCache(self.tokenizer.fingerprint, hash(text[1:]), question, input_ids, char_starts)
+        return Sample(
+            input=text[1:],
+            question=question,
+            target=target,
+            facts=tuple(facts),
+            fact_char_spans=tuple(spans),
+            fact_segments=tuple(int(k) for k in (lay.pad + fact_tok) // lay.segment_size),
+            _tokens=cache,
+        )
+
+    def _add_background(self, a, b, id_parts, text_parts, start_parts, chars) -> int:
+        if a == b:
+            return chars
+        id_parts.append(self.stream.ring_ids(a, b))
+        text, starts = self.stream.ring_text(a, b)
+        text_parts.append(text)
+        start_parts.append(starts + chars)
+        return chars + len(text)
+
+    def _window_start(self, rng: np.random.Generator, n_background: int) -> int:
+        """A ring position where `n_background` tokens start (a random sentence start, moved forward to the
+        next space-led token while the window's end would cut a word so that re-encoding differs)."""
+        st = self.stream
+        start = int(st.sentence_starts[rng.integers(len(st.sentence_starts))])
+        if n_background == 0:
+            return start
+        for _ in range(10_000):
+            if self._cut_ok(start + n_background):
+                return start
+            start += 1
+            while not st.space_led[start % st.n]:
+                start += 1
+        raise RuntimeError("no window of the background ends where its text re-encodes exactly")
+
+    def _cut_ok(self, end: int) -> bool:
+        """Do the tokens before ring position `end`, cut there, re-encode to themselves?"""
+        st = self.stream
+        if st.space_led[end % st.n]:
+            return True  # a piece boundary: always safe
+        piece = end - 1
+        while not st.space_led[piece % st.n]:
+            piece -= 1
+        text, _ = st.ring_text(piece, end)
+        return self.tokenizer.encode(text) == st.ring_ids(piece, end).tolist()
+
+    def _place(self, rng, start: int, n_background: int, fact_lens: np.ndarray) -> np.ndarray:
+        """Where (background token offsets, non-decreasing) each fact goes: random sentence boundaries, each
+        moved to the nearest boundary (forward first) where the fact does not straddle a segment boundary."""
+        st, lay = self.stream, self.layout
+        # Sentence starts inside the window, as offsets from `start` (wrapping around the ring).
+        laps = np.arange(start // st.n, (start + n_background) // st.n + 1, dtype=np.int64)
+        ring = (st.sentence_starts[None, :] + laps[:, None] * st.n).ravel()
+        inside = ring[(ring > start) & (ring < start + n_background)] - start
+        candidates = np.unique(np.concatenate([[0], inside, [n_background]]))
+        wanted = np.sort(rng.choice(candidates, size=len(fact_lens)))
+        placed = self._fit(candidates, wanted, fact_lens, start, n_background)
+        if placed is None:
+            raise ValueError(self._too_small(fact_lens, None))
+        return placed
+
+    def _fit(self, candidates, wanted, fact_lens, start: int, n_background: int) -> np.ndarray | None:
+        """Each fact at the candidate nearest its wanted place (forward first) that keeps the order and keeps the
+        fact inside one segment; when no sentence boundary works (sentences longer than the segments),
+        any word boundary of the window is used for that fact."""
+        words = None
+        placed = np.empty(len(fact_lens), dtype=np.int64)
+        before, floor = 0, 0  # fact tokens already placed; the earliest allowed position (order is kept)
+        for i, (want, length) in enumerate(zip(wanted, fact_lens)):
+            choice = self._nearest(candidates, want, floor, before, int(length))
+            if choice is None:
+                if words is None:
+                    ring = (start + np.arange(n_background, dtype=np.int64)) % self.stream.n
+                    words = np.concatenate([np.flatnonzero(self.stream.space_led[ring]), [n_background]])
+                choice = self._nearest(words, want, floor, before, int(length))
+            if choice is None:
+                return None
+            placed[i] = choice
+            floor, before = choice, before + int(length)
+        return placed
+
+    def _nearest(self, candidates: np.ndarray, want: int, floor: int, before: int, length: int) -> int | None:
+        lay = self.layout
+        offset = (lay.pad + candidates + before) % lay.segment_size  # where the fact would start in its segment
+        ok = candidates[(candidates >= floor) & (offset + length <= lay.segment_size)]
+        if ok.size == 0:
+            return None
+        j = int(np.searchsorted(ok, want))
+        return int(ok[j] if j < ok.size else ok[-1])
+
+    def _too_small(self, fact_lens: np.ndarray, question_len: int | None) -> str:
+        lay = self.layout
+        need = int(fact_lens.sum()) + (question_len or 0)
+        return (
+            f"too few tokens to hold the facts: {len(fact_lens)} facts ({int(fact_lens.sum())} tokens, the longest "
+            f"{int(fact_lens.max())}) and the question need at least {need} tokens, each fact inside one segment of "
+            f"{lay.segment_size} tokens, but the sample has {lay.total} tokens; ask for more segments (or fewer facts)"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Encoding.
+
+
+def encode_sample(sample: Sample, tokenizer: Tokenizer | None = None, segment_size: int = 32) -> EncodedSample:
+    """Tokens of `input` then of " " + question, left-padded to whole segments; facts located by the sample's
+    fact_char_spans, or by the bAbI grammar (find_facts) when it carries none."""
+    tokenizer = tokenizer if tokenizer is not None else default_tokenizer()
+    if not isinstance(segment_size, int) or segment_size < 1:
+        raise ValueError(f"segment_size must be a positive int, got {segment_size!r}")
+    if sample.target not in LOCATIONS:
+        raise ValueError(f"target {sample.target!r} is not a QA1 location; expected one of {LOCATIONS}")
+    cache = sample._tokens
+    if (
+        cache is not None
+        and cache.fingerprint == tokenizer.fingerprint
+        and cache.question == sample.question
+        and cache.input_hash == hash(sample.input)
+    ):
+        input_ids, char_starts = cache.input_ids, cache.char_starts
+    else:
+        input_ids, offsets = tokenizer.encode_with_offsets(sample.input)
+        char_starts = offsets[:, 0]
+    q_ids = np.asarray(tokenizer.encode(" " + sample.question), dtype=np.int64)
+    n, total = len(input_ids), len(input_ids) + len(q_ids)
+    n_segments = max(1, math.ceil(total / segment_size))
+    pad = n_segments * segment_size - total
+
+    ids = np.full(n_segments * segment_size, tokenizer.pad_id, dtype=np.int64)  # (T,)
+    ids[pad : pad + n] = input_ids
+    ids[pad + n :] = q_ids
+    mask = np.zeros(n_segments * segment_size, dtype=bool)  # (T,)
+    mask[pad:] = True
+
+    # Segment k holds input tokens [k*S - pad, (k+1)*S - pad); its text starts where its first token does.
+    first = np.clip(np.arange(n_segments + 1) * segment_size - pad, 0, n)  # (n_segments + 1,)
+    bounds = np.full(n_segments + 1, len(sample.input), dtype=np.int64)
+    inside = first < n
+    bounds[inside] = char_starts[first[inside]]
+    bounds[0] = 0
+    segment_char_spans = tuple((int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]))
+
+    spans = sample.fact_char_spans or tuple(find_facts(sample.input))
+    fact_token_spans = []
+    for c0, c1 in spans:
+        t0 = max(int(np.searchsorted(char_starts, c0, side="right")) - 1, 0)
+        t1 = int(np.searchsorted(char_starts, c1, side="left"))
+        fact_token_spans.append((pad + t0, pad + t1))
+    return EncodedSample(
+        input_ids=ids,
+        attention_mask=mask,
+        n_segments=n_segments,
+        segment_char_spans=segment_char_spans,
+        fact_token_spans=tuple(fact_token_spans),
+        fact_segments=tuple(a // segment_size for a, _ in fact_token_spans),
+        question_token_span=(pad + n, pad + total),
+        target_index=LOCATIONS.index(sample.target),
+    )

@@ -1,0 +1,170 @@
+"""The project's tokenizer: a byte-level BPE (vocab 2048) trained with HF `tokenizers` on the training
+background (Austen's four training novels) plus every QA1 fact and question, committed as data/tokenizer.json.
+
+Byte-level means any text tokenizes (users feed their own prose). The pre-tokenizer adds a prefix space and
+splits with GPT-2's regex, so on text whose whitespace is single spaces, tokenizing the whole text equals
+concatenating the tokens of its space-led pieces: samples are built at the token level and `encode(sample
+text)` reproduces them exactly. Retrain with `python -m rmt_lib.data.tokenizer` (deterministic; a test checks).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from rmt_lib import paths
+
+VOCAB_SIZE = 2048
+PAD_TOKEN, EOS_TOKEN = "<pad>", "<|endoftext|>"  # ids 0 and 1
+FACT_REPEATS = 50  # each fact and question is seen this often in training, so the grammar gets whole tokens
+_LONG_TEXT = 1 << 16  # texts longer than this (chars) are encoded in chunks split at single spaces
+
+
+class Tokenizer:
+    """A thin, typed wrapper over a `tokenizers.Tokenizer` (`.hf` is the wrapped object)."""
+
+    def __init__(self, hf_tokenizer, source: str = "<memory>"):
+        self.hf = hf_tokenizer
+        self.source = source
+        self.pad_id = self._special_id(PAD_TOKEN)
+        self.eos_id = self._special_id(EOS_TOKEN)
+        self.vocab_size = hf_tokenizer.get_vocab_size(with_added_tokens=True)
+        # Identifies the vocabulary and merges: caches of tokenized text are keyed by it.
+        self.fingerprint = hashlib.sha256(hf_tokenizer.to_str().encode()).hexdigest()[:16]
+        vocab = hf_tokenizer.get_vocab(with_added_tokens=True)
+        space_led = np.zeros(self.vocab_size, dtype=bool)
+        for token, idx in vocab.items():
+            space_led[idx] = token.startswith("\u0120")  # 'Ġ' is the byte-level form of ' '
+        self.space_led = space_led  # (V,) True where a token starts with a space
+
+    def _special_id(self, token: str) -> int:
+        idx = self.hf.token_to_id(token)
+        if idx is None:
+            raise ValueError(f"tokenizer {self.source} has no {token!r} token; retrain it with `python -m rmt_lib.data.tokenizer`")
+        return idx
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(source={self.source!r}, vocab_size={self.vocab_size})"
+
+    def encode(self, text: str) -> list[int]:
+        return self.hf.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self.hf.encode_batch(texts, add_special_tokens=False)]
+
+    def encode_with_offsets(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids (n,) int64 and their [start, end) character offsets (n, 2) int64 into `text`.
+
+        Long texts are encoded in chunks cut before single spaces (never a pre-token boundary the whole text
+        would not have), so memory stays flat: no per-token Python objects outlive a chunk.
+        """
+        ids_parts, offset_parts = [], []
+        for base, chunk in _chunks(text):
+            enc = self.hf.encode(chunk, add_special_tokens=False)
+            ids_parts.append(np.asarray(enc.ids, dtype=np.int64))
+            offs = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
+            offset_parts.append(offs + base)
+        if not ids_parts:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 2), dtype=np.int64)
+        return np.concatenate(ids_parts), np.concatenate(offset_parts)
+
+    def decode(self, ids) -> str:
+        return self.hf.decode([int(i) for i in ids], skip_special_tokens=False)
+
+
+def _chunks(text: str) -> Iterator[tuple[int, str]]:
+    """(start, chunk) pieces of `text`, cut just before a single space that follows a non-space character and
+    precedes one (GPT-2's regex never matches across such a space, so chunked encoding equals whole encoding)."""
+    start = 0
+    while len(text) - start > _LONG_TEXT:
+        cut = start + _LONG_TEXT
+        while cut < len(text) and not _safe_cut(text, cut):
+            cut += 1
+        if cut >= len(text):
+            break
+        yield start, text[start:cut]
+        start = cut
+    if start < len(text) or start == 0:
+        yield start, text[start:]
+
+
+def _safe_cut(text: str, i: int) -> bool:
+    return text[i] == " " and not text[i - 1].isspace() and i + 1 < len(text) and not text[i + 1].isspace()
+
+
+def load_tokenizer(path: str | Path | None = None) -> Tokenizer:
+    """The committed tokenizer (default `rmt_lib.paths.TOKENIZER_PATH`), or the one at `path`."""
+    from tokenizers import Tokenizer as HFTokenizer
+
+    path = Path(path) if path is not None else paths.TOKENIZER_PATH
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"tokenizer file {path} not found; it is committed as data/tokenizer.json "
+            "(retrain it with `python -m rmt_lib.data.tokenizer` after `make setup`)"
+        )
+    return Tokenizer(HFTokenizer.from_file(str(path)), source=str(path))
+
+
+_DEFAULT: Tokenizer | None = None
+
+
+def default_tokenizer() -> Tokenizer:
+    """The committed tokenizer, loaded once per process."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = load_tokenizer()
+    return _DEFAULT
+
+
+def training_texts() -> Iterator[str]:
+    """What the tokenizer is trained on: the training split's sentences, then each fact and question."""
+    from rmt_lib.data.background import load_background
+    from rmt_lib.data.grammar import ACTORS, all_fact_sentences, question_sentence
+
+    yield from load_background(split="train").sentences
+    grammar = all_fact_sentences() + [question_sentence(a) for a in ACTORS]
+    for _ in range(FACT_REPEATS):
+        yield from grammar
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int = VOCAB_SIZE):
+    """A byte-level BPE `tokenizers.Tokenizer` trained on `texts` (deterministic for a given input)."""
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    hf = HFTokenizer(models.BPE())
+    hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=True)
+    hf.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[PAD_TOKEN, EOS_TOKEN],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # every byte: any text tokenizes
+        show_progress=False,
+    )
+    hf.train_from_iterator(texts, trainer=trainer)
+    return hf
+
+
+def save_tokenizer(hf_tokenizer, path: str | Path) -> Path:
+    """Write atomically (temp file, then os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(hf_tokenizer.to_str(pretty=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def main(argv: list[str]) -> int:
+    out = Path(argv[0]) if argv else paths.TOKENIZER_PATH
+    path = save_tokenizer(train_tokenizer(training_texts()), out)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
