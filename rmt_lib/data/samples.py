@@ -24,6 +24,7 @@ from rmt_lib.data.tokenizer import Tokenizer, default_tokenizer
 TASKS = ("qa1",)
 TOKENIZED_CACHE_DIR = paths.CACHE_DIR / "tokenized"
 _BATCH = 4096  # sentences per encode_batch call while tokenizing a background
+_PLACEMENT_TRIES = 8  # windows tried before a layout is declared too small for its facts
 
 
 @dataclass(frozen=True)
@@ -297,8 +298,13 @@ class _Builder:
         n_background = lay.total - len(q_ids) - int(fact_lens.sum())
         if n_background < 0 or fact_lens.max() > lay.segment_size:
             raise ValueError(self._too_small(fact_lens, len(q_ids)))
-        start = self._window_start(rng, n_background)
-        positions = self._place(rng, start, n_background, fact_lens)
+        for _ in range(_PLACEMENT_TRIES):  # a tight layout may fit the word boundaries of another window
+            start = self._window_start(rng, n_background)
+            positions = self._place(rng, start, n_background, fact_lens)
+            if positions is not None:
+                break
+        else:
+            raise ValueError(self._too_small(fact_lens, len(q_ids), placed=False))
 
         # Splice: background, fact, background, fact, ..., background, question. Every piece is space-led.
         id_parts, text_parts, start_parts, spans = [], [], [], []
@@ -363,57 +369,74 @@ class _Builder:
         text, _ = st.ring_text(piece, end)
         return self.tokenizer.encode(text) == st.ring_ids(piece, end).tolist()
 
-    def _place(self, rng, start: int, n_background: int, fact_lens: np.ndarray) -> np.ndarray:
-        """Where (background token offsets, non-decreasing) each fact goes: random sentence boundaries, each
-        moved to the nearest boundary (forward first) where the fact does not straddle a segment boundary."""
-        st, lay = self.stream, self.layout
+    def _place(self, rng, start: int, n_background: int, fact_lens: np.ndarray) -> np.ndarray | None:
+        """Where (background token offsets, non-decreasing) each fact goes: near random sentence boundaries of
+        the window, never straddling a segment boundary. Word boundaries are used only when the sentences
+        cannot hold the facts (sentences longer than the segments)."""
+        st = self.stream
         # Sentence starts inside the window, as offsets from `start` (wrapping around the ring).
         laps = np.arange(start // st.n, (start + n_background) // st.n + 1, dtype=np.int64)
         ring = (st.sentence_starts[None, :] + laps[:, None] * st.n).ravel()
         inside = ring[(ring > start) & (ring < start + n_background)] - start
-        candidates = np.unique(np.concatenate([[0], inside, [n_background]]))
-        wanted = np.sort(rng.choice(candidates, size=len(fact_lens)))
-        placed = self._fit(candidates, wanted, fact_lens, start, n_background)
+        sentences = np.unique(np.concatenate([[0], inside, [n_background]]))
+        pool = sentences[:-1] if len(sentences) > 1 else sentences  # the window's end cuts a sentence: not wanted
+        wanted = np.sort(rng.choice(pool, size=len(fact_lens)))
+        placed = self._fit(sentences, None, wanted, fact_lens)
         if placed is None:
-            raise ValueError(self._too_small(fact_lens, None))
+            ring = (start + np.arange(n_background, dtype=np.int64)) % st.n
+            words = np.concatenate([np.flatnonzero(st.space_led[ring]), [n_background]])
+            placed = self._fit(words, sentences, wanted, fact_lens)
         return placed
 
-    def _fit(self, candidates, wanted, fact_lens, start: int, n_background: int) -> np.ndarray | None:
-        """Each fact at the candidate nearest its wanted place (forward first) that keeps the order and keeps the
-        fact inside one segment; when no sentence boundary works (sentences longer than the segments),
-        any word boundary of the window is used for that fact."""
-        words = None
-        placed = np.empty(len(fact_lens), dtype=np.int64)
-        before, floor = 0, 0  # fact tokens already placed; the earliest allowed position (order is kept)
-        for i, (want, length) in enumerate(zip(wanted, fact_lens)):
-            choice = self._nearest(candidates, want, floor, before, int(length))
-            if choice is None:
-                if words is None:
-                    ring = (start + np.arange(n_background, dtype=np.int64)) % self.stream.n
-                    words = np.concatenate([np.flatnonzero(self.stream.space_led[ring]), [n_background]])
-                choice = self._nearest(words, want, floor, before, int(length))
-            if choice is None:
+    def _fit(self, candidates, preferred, wanted, fact_lens) -> np.ndarray | None:
+        """A non-decreasing choice p_i in candidates, each fact inside one segment, p_i nearest wanted_i
+        (among `preferred` first when given); None when no choice exists.
+
+        Fact i's fit depends only on p_i (the tokens of earlier facts are known), so the facts couple only
+        through their order: a backward pass finds the latest feasible place of each fact, and a forward pass
+        then picks freely between the previous fact and that bound, which never paints itself into a corner."""
+        lay = self.layout
+        before = np.concatenate([[0], np.cumsum(fact_lens)[:-1]])  # fact tokens ahead of fact i
+
+        def fits(values: np.ndarray, i: int) -> np.ndarray:
+            return (lay.pad + values + before[i]) % lay.segment_size + fact_lens[i] <= lay.segment_size
+
+        latest = np.empty(len(fact_lens), dtype=np.int64)
+        bound = candidates[-1]
+        for i in range(len(fact_lens) - 1, -1, -1):
+            ok = candidates[(candidates <= bound) & fits(candidates, i)]
+            if ok.size == 0:
                 return None
-            placed[i] = choice
-            floor, before = choice, before + int(length)
+            latest[i] = bound = ok[-1]
+        placed = np.empty(len(fact_lens), dtype=np.int64)
+        floor = 0
+        for i in range(len(fact_lens)):
+            for pool in (preferred, candidates):
+                if pool is None:
+                    continue
+                ok = pool[(pool >= floor) & (pool <= latest[i]) & fits(pool, i)]
+                if ok.size:
+                    break
+            j = int(np.searchsorted(ok, wanted[i]))  # ok[j - 1] < wanted_i <= ok[j]
+            after = ok[j] if j < ok.size else None
+            before_ = ok[j - 1] if j > 0 else None
+            if after is None or (before_ is not None and wanted[i] - before_ < after - wanted[i]):
+                after = before_  # the nearer neighbour; ties go forward
+            placed[i] = floor = after
         return placed
 
-    def _nearest(self, candidates: np.ndarray, want: int, floor: int, before: int, length: int) -> int | None:
+    def _too_small(self, fact_lens: np.ndarray, question_len: int, placed: bool = True) -> str:
         lay = self.layout
-        offset = (lay.pad + candidates + before) % lay.segment_size  # where the fact would start in its segment
-        ok = candidates[(candidates >= floor) & (offset + length <= lay.segment_size)]
-        if ok.size == 0:
-            return None
-        j = int(np.searchsorted(ok, want))
-        return int(ok[j] if j < ok.size else ok[-1])
-
-    def _too_small(self, fact_lens: np.ndarray, question_len: int | None) -> str:
-        lay = self.layout
-        need = int(fact_lens.sum()) + (question_len or 0)
+        why = (
+            f"{lay.total} tokens are too few for {len(fact_lens)} facts ({int(fact_lens.sum())} tokens, the longest "
+            f"{int(fact_lens.max())}) and the question ({question_len} tokens)"
+            if placed
+            else f"{len(fact_lens)} facts ({int(fact_lens.sum())} tokens, the longest {int(fact_lens.max())}) could "
+            f"not be placed at word boundaries of a {lay.total}-token sample"
+        )
         return (
-            f"too few tokens to hold the facts: {len(fact_lens)} facts ({int(fact_lens.sum())} tokens, the longest "
-            f"{int(fact_lens.max())}) and the question need at least {need} tokens, each fact inside one segment of "
-            f"{lay.segment_size} tokens, but the sample has {lay.total} tokens; ask for more segments (or fewer facts)"
+            f"too few tokens to hold the facts: {why}, each fact inside one segment of {lay.segment_size} tokens; "
+            "ask for more segments (or fewer facts, or a larger segment size)"
         )
 
 

@@ -29,6 +29,8 @@ class Tokenizer:
 
     def __init__(self, hf_tokenizer, source: str = "<memory>"):
         self.hf = hf_tokenizer
+        # User prose that happens to contain "<pad>" is text, not padding: special tokens only come from ids.
+        self.hf.encode_special_tokens = True
         self.source = source
         self.pad_id = self._special_id(PAD_TOKEN)
         self.eos_id = self._special_id(EOS_TOKEN)
