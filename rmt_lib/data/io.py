@@ -36,10 +36,11 @@ def read_jsonl(path: str | Path) -> list[Sample]:
     if not path.is_file():
         raise FileNotFoundError(f"no such samples file: {path}")
     text = path.read_text(encoding="utf-8")
-    if text.lstrip()[:1] in ("[", "{") and not _is_jsonl(text):
-        return _read_json(path, text)
+    whole = _whole_json(text)
+    if isinstance(whole, list) or (isinstance(whole, dict) and "input" not in whole):
+        return _read_json(path, whole)
     samples = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines(): U+2028 etc. are text
         if not line.strip():
             continue
         try:
@@ -49,19 +50,15 @@ def read_jsonl(path: str | Path) -> list[Sample]:
     return samples
 
 
-def _is_jsonl(text: str) -> bool:
-    first = text.lstrip().split("\n", 1)[0]
+def _whole_json(text: str):
+    """The file parsed as one JSON document, or None (JSONL with several lines is not one document)."""
     try:
-        return isinstance(json.loads(first), dict)
+        return json.loads(text)
     except json.JSONDecodeError:
-        return False
+        return None
 
 
-def _read_json(path: Path, text: str) -> list[Sample]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}:{err.lineno}: not valid JSON: {err.msg}") from None
+def _read_json(path: Path, data) -> list[Sample]:
     rows = data if isinstance(data, list) else [r for v in data.values() if isinstance(v, list) for r in v]
     samples = []
     for i, row in enumerate(rows):

@@ -18,7 +18,17 @@ import numpy as np
 
 from rmt_lib import paths
 from rmt_lib.data.background import Background, load_background
-from rmt_lib.data.grammar import LOCATIONS, fact_sentence, find_facts, qa1_story, question_sentence, sample_n_facts
+from rmt_lib.data.grammar import (
+    ACTORS,
+    LOCATIONS,
+    MAX_FACTS,
+    all_fact_sentences,
+    fact_sentence,
+    find_facts,
+    qa1_story,
+    question_sentence,
+    sample_n_facts,
+)
 from rmt_lib.data.tokenizer import Tokenizer, default_tokenizer
 
 TASKS = ("qa1",)
@@ -240,6 +250,7 @@ def generate_samples(
     layout = _validate(task, n_samples, n_segments, tokens, segment_size, n_facts, seed)
     tokenizer = tokenizer if tokenizer is not None else default_tokenizer()
     builder = _Builder(_stream(load_background(background, split), tokenizer), tokenizer, layout)
+    builder.check_room(n_facts)  # fail now, for every seed alike, rather than on the unlucky sample
     rng = np.random.default_rng(seed)
     indices = range(n_samples)
     if progress:
@@ -273,12 +284,16 @@ def _validate(task, n_samples, n_segments, tokens, segment_size, n_facts, seed) 
     return _Layout(total, int(segment_size), math.ceil(total / segment_size))
 
 
+# tokenizer fingerprint -> sentence -> (ids, char starts) of " " + sentence: facts and questions, tokenized once.
+_PIECES: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+
+
 class _Builder:
     """Builds samples of one layout from one stream; caches the token ids of every fact and question."""
 
     def __init__(self, stream: _Stream, tokenizer: Tokenizer, layout: _Layout):
         self.stream, self.tokenizer, self.layout = stream, tokenizer, layout
-        self._pieces: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._pieces = _PIECES.setdefault(tokenizer.fingerprint, {})
 
     def piece(self, sentence: str) -> tuple[np.ndarray, np.ndarray]:
         """(ids, char starts) of " " + sentence."""
@@ -287,8 +302,24 @@ class _Builder:
             self._pieces[sentence] = (ids.astype(np.int32), offsets[:, 0])
         return self._pieces[sentence]
 
+    def check_room(self, n_facts: int | None) -> None:
+        """ValueError unless the longest facts and question that the story may draw fit in the layout."""
+        lay = self.layout
+        longest_fact = max(len(self.piece(f)[0]) for f in all_fact_sentences())
+        longest_question = max(len(self.piece(question_sentence(a))[0]) for a in ACTORS)
+        most = n_facts if n_facts is not None else MAX_FACTS
+        need = most * longest_fact + longest_question
+        if need > lay.total or longest_fact > lay.segment_size:
+            drawn = f"{n_facts} facts" if n_facts is not None else f"n_facts=None draws up to {MAX_FACTS} facts (bAbI QA1), which"
+            raise ValueError(
+                f"too few tokens to hold the facts: {drawn} need up to {need} tokens with the question, each fact "
+                f"(up to {longest_fact} tokens) inside one segment of {lay.segment_size} tokens, but the sample has "
+                f"{lay.total} tokens; ask for at least {math.ceil(need / lay.segment_size)} segments, fewer facts "
+                "(n_facts / --facts), or a larger segment size"
+            )
+
     def sample(self, rng: np.random.Generator, n_facts: int) -> Sample:
-        lay, st = self.layout, self.stream
+        lay = self.layout
         story, asked, target = qa1_story(rng, n_facts)
         facts = [fact_sentence(*f) for f in story]
         question = question_sentence(asked)

@@ -22,6 +22,7 @@ VOCAB_SIZE = 2048
 PAD_TOKEN, EOS_TOKEN = "<pad>", "<|endoftext|>"  # ids 0 and 1
 FACT_REPEATS = 50  # each fact and question is seen this often in training, so the grammar gets whole tokens
 _LONG_TEXT = 1 << 16  # texts longer than this (chars) are encoded in chunks split at single spaces
+_CHUNKS_PER_BATCH = 8
 
 
 class Tokenizer:
@@ -65,11 +66,13 @@ class Tokenizer:
         would not have), so memory stays flat: no per-token Python objects outlive a chunk.
         """
         ids_parts, offset_parts = [], []
-        for base, chunk in _chunks(text):
-            enc = self.hf.encode(chunk, add_special_tokens=False)
-            ids_parts.append(np.asarray(enc.ids, dtype=np.int64))
-            offs = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
-            offset_parts.append(offs + base)
+        chunks = list(_chunks(text))
+        for i in range(0, len(chunks), _CHUNKS_PER_BATCH):  # batches use every core, in bounded memory
+            group = chunks[i : i + _CHUNKS_PER_BATCH]
+            encodings = self.hf.encode_batch([c for _, c in group], add_special_tokens=False)
+            for (base, _), enc in zip(group, encodings):
+                ids_parts.append(np.asarray(enc.ids, dtype=np.int64))
+                offset_parts.append(np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2) + base)
         if not ids_parts:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 2), dtype=np.int64)
         return np.concatenate(ids_parts), np.concatenate(offset_parts)
