@@ -21,7 +21,9 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 
 WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
+TMP_OUT=""
+cleanup() { rm -rf "$WORK"; if [ -n "$TMP_OUT" ]; then rm -rf "$TMP_OUT"; fi; }
+trap cleanup EXIT
 # apt writes the .deb into the current directory; _apt must be able to write there (else a warning).
 chmod 0777 "$WORK"
 cd "$WORK"
@@ -38,7 +40,8 @@ mkdir -p "$(dirname "$OUT")"
 TMP_OUT="$(mktemp -d "$(dirname "$OUT")/.austen.XXXXXX")"
 cd "$REPO_ROOT"
 chmod 0755 "$TMP_OUT"
-"$PY" -m rmt_lib.data.austen "$WORK/pkg/usr/lib/R/site-library/janeaustenr/data" "$TMP_OUT"
+"$PY" -c 'import sys; from rmt_lib.data.austen import main; sys.exit(main(sys.argv[1:]))' \
+    "$WORK/pkg/usr/lib/R/site-library/janeaustenr/data" "$TMP_OUT"
 cp "$WORK/pkg/usr/share/doc/$PKG/copyright" "$TMP_OUT/COPYRIGHT.debian"
 rm -rf "$OUT"
 mv "$TMP_OUT" "$OUT"
