@@ -19,8 +19,9 @@ Conventions (shared with rmt_lib.model):
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -343,3 +344,557 @@ def attention_map(attention: np.ndarray, rows: slice | np.ndarray, cols: slice |
     a = a.mean(0) if layer is None else a[layer]  # (n_heads, P, P)
     a = a.mean(0) if head is None else a[head]  # (P, P)
     return a[rows][:, cols]
+
+
+def pooled_auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """`roc_auc` with a non-negative weight (multiplicity) per element.
+
+    With unit weights it equals `roc_auc`; the bootstrap uses it with each sample's draw count as the
+    weight of its segments, which avoids rebuilding and re-sorting the pooled segments per resample.
+    """
+    order, groups = _tie_groups(np.asarray(scores, dtype=np.float64).ravel())
+    return _weighted_auc_sorted(order, groups, np.asarray(labels, dtype=bool).ravel(),
+                                np.ones(len(order)) if weights is None else np.asarray(weights, np.float64).ravel())
+
+
+def _tie_groups(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sort order of `scores` and, in that order, the index of each element's run of equal values."""
+    order = np.argsort(scores, kind="mergesort")
+    s = scores[order]
+    return order, np.cumsum(np.r_[False, s[1:] != s[:-1]])
+
+
+def _weighted_auc_sorted(order: np.ndarray, groups: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> float:
+    y, w = labels[order], weights[order]
+    n_groups = int(groups[-1]) + 1 if len(groups) else 0
+    pos = np.bincount(groups, w * y, minlength=n_groups)  # weighted positives per tie group
+    neg = np.bincount(groups, w * ~y, minlength=n_groups)
+    total_pos, total_neg = pos.sum(), neg.sum()
+    if total_pos == 0 or total_neg == 0:
+        raise ValueError("ROC-AUC needs both classes")
+    below = np.cumsum(neg) - neg  # weighted negatives strictly below each group
+    return float((pos * (below + 0.5 * neg)).sum() / (total_pos * total_neg))
+
+
+# ----------------------------------------------------------------------------------------------
+# Probing a model over samples
+# ----------------------------------------------------------------------------------------------
+
+AttentionSegments = Literal["facts_and_question", "none"]
+ATTENTION_BUDGET_BYTES = 64 * 2**20  # captured attention maps held at once (float32), whatever the input length
+JSON_SIGNIFICANT_DIGITS = 6  # memory_change and distance_matrix in the JSON: float32 states carry ~7 digits
+
+
+def probe_samples(
+    model,
+    tokenizer,
+    samples: Sequence,
+    *,
+    batch_size: int = 32,
+    attention_segments: AttentionSegments = "facts_and_question",
+    progress: bool = True,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_BOOTSTRAP_SEED,
+    attention_budget_bytes: int = ATTENTION_BUDGET_BYTES,
+) -> dict:
+    """Run `model` over `samples` (rmt_lib.data.Sample) and measure every Figure 8 claim.
+
+    Returns ``{"samples": [...], "summary": {...}}``, the probe contract (README). Each sample entry,
+    in input order, holds ``n_segments``, ``segment_char_spans``, ``memory_change`` (S,) and
+    ``distance_matrix`` (S+1, S+1) as float32 numpy arrays (`to_json` writes them as lists), and the
+    extras ``fact_segments``, ``fact_char_spans``, ``fact_token_spans``, ``question_segment``,
+    ``question_token_span``, ``prediction``, ``target``, ``correct``, ``write_attention`` (one entry per
+    fact whose segment was captured: ``segment``, ``token_share``, ``share`` per (layer, head)) and
+    ``read_attention`` (``segment``, ``memory_baseline``, ``memory_share`` per (layer, head)).
+    The summary is `summarize` of the samples.
+
+    Facts come from the samples' spans, or from the bAbI grammar where a sample has none
+    (`rmt_lib.data.encode_sample`). Samples of one token length are batched together; attention maps
+    are captured only for the segments that hold a fact and the last (question) segment, in
+    sub-batches small enough that the maps held at once stay under `attention_budget_bytes`, and are
+    reduced to numbers at once. So memory does not grow with the number of samples beyond the
+    returned arrays, nor with input length beyond one batch's memory states.
+    """
+    import torch
+
+    from rmt_lib.data import LOCATIONS, encode_sample
+
+    cfg = model.config
+    if not getattr(cfg, "recurrent", True):
+        raise ValueError("this model has no memory (recurrent=False, the no-memory baseline); probe an RMT")
+    if attention_segments not in ("facts_and_question", "none"):
+        raise ValueError(f"attention_segments must be 'facts_and_question' or 'none', got {attention_segments!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    layout = AttentionLayout(cfg.num_memory_tokens, cfg.segment_size)
+    encoded = [encode_sample(s, tokenizer, cfg.segment_size) for s in samples]
+    map_bytes = 4 * cfg.num_layers * cfg.num_heads * layout.size**2  # one sample's map of one segment
+    device = next(model.parameters()).device
+    results: list[dict | None] = [None] * len(samples)
+
+    chunks = list(_batches(encoded, batch_size, attention_segments, max(1, attention_budget_bytes // map_bytes)))
+    bar = _progress(progress, total=len(samples))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for idx, wanted in chunks:
+                ids = torch.from_numpy(np.stack([encoded[i].input_ids for i in idx])).to(device)  # (B, T)
+                mask = np.stack([encoded[i].attention_mask for i in idx])  # (B, T)
+                out = model(ids, attention_mask=None if mask.all() else torch.from_numpy(mask).to(device),
+                            capture_memory=True, capture_attention=sorted(wanted) or None)
+                predictions = out.logits.argmax(-1).tolist()
+                for row, i in enumerate(idx):
+                    attn = {s: a[row].numpy() for s, a in out.attentions.items()}  # s -> (layers, heads, P, P)
+                    results[i] = _probe_one(samples[i], encoded[i], out.memory_states[row].numpy(), attn, layout,
+                                            LOCATIONS[predictions[row]])
+                del out
+                bar.update(len(idx))
+    finally:
+        bar.close()
+        model.train(was_training)
+    return {"samples": results, "summary": summarize(results, n_resamples=n_resamples, seed=seed)}
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(enabled: bool, total: int):
+    if not enabled:
+        return _NoProgress()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="probe", unit="sample")
+
+
+def _needed_segments(enc, attention_segments: str) -> set[int]:
+    if attention_segments == "none":
+        return set()
+    return set(enc.fact_segments) | {enc.n_segments - 1}
+
+
+def _batches(encoded, batch_size: int, attention_segments: str, max_maps: int):
+    """(indices, segments to capture) per forward pass: one token length per batch, and no more than
+    `max_maps` (sample, segment) attention maps per pass (a pass captures its segments for every row)."""
+    groups: dict[int, list[int]] = {}
+    for i, enc in enumerate(encoded):
+        groups.setdefault(len(enc.input_ids), []).append(i)
+    for length in sorted(groups):
+        current: list[int] = []
+        wanted: set[int] = set()
+        for i in groups[length]:
+            need = wanted | _needed_segments(encoded[i], attention_segments)
+            if current and (len(current) >= batch_size or (len(current) + 1) * len(need) > max_maps):
+                yield current, wanted
+                current, need = [], _needed_segments(encoded[i], attention_segments)
+            current.append(i)
+            wanted = need
+        if current:
+            yield current, wanted
+
+
+def _probe_one(sample, enc, memory_states: np.ndarray, attentions: dict[int, np.ndarray],
+               layout: AttentionLayout, prediction: str) -> dict:
+    """Everything the probe keeps about one sample (attention maps are reduced here and dropped)."""
+    L = layout.segment_size
+    change = memory_change(memory_states)  # (S,) float64
+    distance = distance_matrix(memory_states).astype(np.float32)  # (S+1, S+1); its superdiagonal is `change`
+    q0, q1 = enc.question_token_span
+    question_segments = sorted({t // L for t in range(q0, q1)})
+    entry = {
+        "n_segments": enc.n_segments,
+        "segment_char_spans": [list(span) for span in enc.segment_char_spans],
+        "memory_change": change.astype(np.float32),
+        "distance_matrix": distance,
+        "fact_segments": list(enc.fact_segments),
+        "fact_char_spans": [list(span) for span in (sample.fact_char_spans or _find_facts(sample.input))],
+        "fact_token_spans": [list(span) for span in enc.fact_token_spans],
+        "question_segment": enc.n_segments - 1,
+        "question_segments": question_segments,
+        "question_token_span": list(enc.question_token_span),
+        "prediction": prediction,
+        "target": sample.target,
+        "correct": prediction == sample.target,
+        "write_attention": [],
+        "read_attention": None,
+    }
+    for k, ((t0, t1), s) in enumerate(zip(enc.fact_token_spans, enc.fact_segments)):
+        if s not in attentions:
+            continue
+        valid = enc.attention_mask[s * L:(s + 1) * L]  # (L,)
+        fact = np.zeros(L, dtype=bool)
+        fact[max(t0 - s * L, 0):max(min(t1 - s * L, L), 0)] = True  # the fact's tokens inside its segment
+        if not (fact & valid).any():
+            continue
+        entry["write_attention"].append({
+            "fact": k, "segment": s, "token_share": token_share(fact, valid),
+            "share": write_attention_share(attentions[s], layout, fact, valid)})
+    last = enc.n_segments - 1
+    if last in attentions:
+        queries = [t - last * L for t in range(q0, q1) if t >= last * L]  # question tokens; the last one is
+        valid = enc.attention_mask[last * L:]  # where the model reads its answer
+        entry["read_attention"] = {
+            "segment": last, "query_positions": queries,
+            "memory_baseline": read_memory_baseline(layout, queries, valid),
+            "memory_share": read_attention_share(attentions[last], layout, queries, valid)}
+    return entry
+
+
+def _find_facts(text: str) -> list[tuple[int, int]]:
+    from rmt_lib.data import find_facts
+
+    return find_facts(text)
+
+
+# ----------------------------------------------------------------------------------------------
+# Summary statistics over probed samples
+# ----------------------------------------------------------------------------------------------
+
+
+def segment_roles(entry: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boolean masks over a sample's segments: (fact, question, distractor).
+
+    fact = holds (the first token of) a fact; question = holds a question token; distractor = neither.
+    A segment holding both a fact and the question counts as a fact segment.
+    """
+    S = int(entry["n_segments"])
+    fact = np.zeros(S, dtype=bool)
+    fact[list(entry["fact_segments"])] = True
+    question = np.zeros(S, dtype=bool)
+    question[list(entry.get("question_segments", [entry["question_segment"]]))] = True
+    question &= ~fact
+    return fact, question, ~fact & ~question
+
+
+def summarize(entries: Sequence[Mapping], *, n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_BOOTSTRAP_SEED,
+              selection_fraction: float = 0.5) -> dict:
+    """Every claim as a mean with a 95% percentile-bootstrap interval, resampling whole samples.
+
+    memory_change
+      auc             ROC-AUC of the per-segment memory change for fact segments vs. distractor segments
+                      (neither fact nor question), pooled over all segments of all samples.
+      auc_all_other   the same with the question segment counted as a negative too.
+      auc_per_sample  the mean of each sample's own AUC.
+      ratio           mean change at fact segments / mean change at distractor segments (ratio of
+                      pooled means); fact_mean, distractor_mean, question_mean alongside.
+    write_attention   (panel c; one unit per fact whose segment was captured)
+      token_share     the fact's share of its segment's real tokens (the uniform-attention baseline).
+      mean_over_heads share = `write_attention_share` averaged over all layers and heads; lift =
+                      mean share / mean token_share.
+      chosen_head     the (layer, head) with the largest mean share on a *selection* subset of the
+                      samples (`selection_fraction`, drawn with `seed`), measured on the others only.
+      per_head_share  mean share of every (layer, head) over all facts (for the heatmap).
+    read_attention    (panel d; the question tokens of the last segment, the last of them being where
+                      the answer is read)
+      memory_baseline the memory share under uniform causal attention.
+      mean_over_heads memory_share averaged over layers and heads; lift = share / baseline.
+      chosen_head     chosen and measured as for write attention, by largest mean memory share.
+    """
+    if len(entries) == 0:
+        raise ValueError("summarize needs at least one probed sample")
+    n = len(entries)
+    boot = dict(n_resamples=n_resamples, seed=seed)
+    summary: dict = {
+        "n_samples": n,
+        "n_segments": sorted({int(e["n_segments"]) for e in entries}),
+        "accuracy": bootstrap_mean([float(e["correct"]) for e in entries], **boot).to_dict(),
+        "memory_change": _change_summary(entries, boot),
+        "bootstrap": {"n_resamples": n_resamples, "confidence": 0.95, "seed": seed, "unit": "sample",
+                      "method": "percentile"},
+    }
+    selection = _selection_mask(n, selection_fraction, seed)
+    summary["write_attention"] = _write_summary(entries, selection, boot)
+    summary["read_attention"] = _read_summary(entries, selection, boot)
+    summary["head_selection"] = {"rule": "largest mean share over the selection samples; ties to the lowest "
+                                         "layer then head; measured on the remaining samples",
+                                 "selection_fraction": selection_fraction, "seed": seed,
+                                 "n_selection": int(selection.sum()), "n_measured": int((~selection).sum())}
+    return summary
+
+
+def _selection_mask(n: int, fraction: float, seed: int) -> np.ndarray:
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"selection_fraction must lie in (0, 1), got {fraction}")
+    mask = np.zeros(n, dtype=bool)
+    if n >= 2:
+        chosen = np.random.default_rng(seed).permutation(n)[:max(1, min(n - 1, round(fraction * n)))]
+        mask[chosen] = True
+    return mask
+
+
+def _change_summary(entries: Sequence[Mapping], boot: dict) -> dict:
+    changes = [np.asarray(e["memory_change"], dtype=np.float64) for e in entries]
+    roles = [segment_roles(e) for e in entries]
+    owner = np.concatenate([np.full(len(c), i) for i, c in enumerate(changes)])  # sample of each segment
+    scores = np.concatenate(changes)
+    fact = np.concatenate([r[0] for r in roles])
+    question = np.concatenate([r[1] for r in roles])
+    distractor = np.concatenate([r[2] for r in roles])
+    n = len(entries)
+    order, groups = _tie_groups(scores)
+    keep = fact | distractor  # the question segment is neither positive nor negative for "auc"
+
+    def auc(idx: np.ndarray, include_question: bool) -> float:
+        w = np.bincount(idx, minlength=n)[owner].astype(np.float64)
+        return _weighted_auc_sorted(order, groups, fact, w if include_question else w * keep)
+
+    sums = {name: np.bincount(owner, scores * m, minlength=n) for name, m in
+            (("fact", fact), ("distractor", distractor), ("question", question))}
+    counts = {name: np.bincount(owner, m.astype(float), minlength=n) for name, m in
+              (("fact", fact), ("distractor", distractor), ("question", question))}
+
+    def mean_of(name: str) -> Callable[[np.ndarray], float]:
+        def stat(idx: np.ndarray) -> float:
+            c = counts[name][idx].sum()
+            if c == 0:
+                raise ValueError(f"no {name} segments")
+            return sums[name][idx].sum() / c
+        return stat
+
+    def ratio(idx: np.ndarray) -> float:
+        return mean_of("fact")(idx) / mean_of("distractor")(idx)
+
+    per_sample_auc = []
+    for c, (f, _, d) in zip(changes, roles):
+        if f.any() and d.any():
+            per_sample_auc.append(roc_auc(c[f | d], f[f | d]))
+    out = {
+        "n_fact_segments": int(fact.sum()), "n_distractor_segments": int(distractor.sum()),
+        "n_question_segments": int(question.sum()),
+    }
+    if fact.any() and distractor.any():
+        out["auc"] = bootstrap_interval(n, lambda idx: auc(idx, False), **boot).to_dict()
+        out["auc_all_other"] = bootstrap_interval(n, lambda idx: auc(idx, True), **boot).to_dict()
+        out["auc_per_sample"] = bootstrap_mean(per_sample_auc, **boot).to_dict()
+        out["ratio"] = bootstrap_interval(n, ratio, **boot).to_dict()
+    for name in ("fact", "distractor", "question"):
+        if counts[name].sum() > 0:
+            out[f"{name}_mean"] = bootstrap_interval(n, mean_of(name), **boot).to_dict()
+    return out
+
+
+def _grouped(values: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    """Per-sample sums of `values` (units, ...) -> (n, ...)."""
+    out = np.zeros((n, *values.shape[1:]))
+    np.add.at(out, owner, values)
+    return out
+
+
+def _head_statistics(shares: np.ndarray, owner: np.ndarray, n: int, selection: np.ndarray,
+                     baseline: np.ndarray, boot: dict, name: str) -> dict:
+    """Shared by write and read attention. `shares` (units, layers, heads), `baseline` (units,), each
+    unit belonging to sample `owner`. Ratios are ratios of pooled means over the resampled samples."""
+    count = np.bincount(owner, minlength=n).astype(np.float64)
+    share_sum = _grouped(shares, owner, n)  # (n, layers, heads)
+    mean_sum = share_sum.mean(axis=(1, 2))  # (n,) sum over units of the head-mean share
+    base_sum = np.bincount(owner, baseline, minlength=n)
+
+    def pooled(sum_: np.ndarray) -> Callable[[np.ndarray], float]:
+        def stat(idx):
+            c = count[idx].sum()
+            if c == 0:
+                raise ValueError("no units")
+            return sum_[idx].sum() / c
+        return stat
+
+    def lift(sum_: np.ndarray) -> Callable[[np.ndarray], float]:
+        return lambda idx: pooled(sum_)(idx) / pooled(base_sum)(idx)
+
+    out = {
+        "n_units": int(count.sum()),
+        name: bootstrap_interval(n, pooled(base_sum), **boot).to_dict(),
+        "mean_over_heads": {"share": bootstrap_interval(n, pooled(mean_sum), **boot).to_dict(),
+                            "lift": bootstrap_interval(n, lift(mean_sum), **boot).to_dict()},
+        "per_head_share": (share_sum.sum(0) / count.sum()).tolist(),
+    }
+    sel_units = selection[owner]
+    if sel_units.any() and (~sel_units).any():
+        layer, head = choose_head(shares[sel_units])
+        measured = np.flatnonzero(~selection & (count > 0))
+        head_sum = share_sum[:, layer, head]
+        sub = dict(boot)
+
+        def on_measured(stat):
+            return lambda idx: stat(measured[idx])
+
+        out["chosen_head"] = {
+            "layer": layer, "head": head,
+            "share": bootstrap_interval(len(measured), on_measured(pooled(head_sum)), **sub).to_dict(),
+            "lift": bootstrap_interval(len(measured), on_measured(lift(head_sum)), **sub).to_dict(),
+        }
+    else:
+        out["chosen_head"] = None
+    return out
+
+
+def _write_summary(entries: Sequence[Mapping], selection: np.ndarray, boot: dict) -> dict | None:
+    units = [(i, w) for i, e in enumerate(entries) for w in e.get("write_attention") or ()]
+    if not units:
+        return None
+    owner = np.array([i for i, _ in units])
+    shares = np.stack([np.asarray(w["share"], dtype=np.float64) for _, w in units])
+    baseline = np.array([w["token_share"] for _, w in units], dtype=np.float64)
+    return _head_statistics(shares, owner, len(entries), selection, baseline, boot, "token_share")
+
+
+def _read_summary(entries: Sequence[Mapping], selection: np.ndarray, boot: dict) -> dict | None:
+    units = [(i, e["read_attention"]) for i, e in enumerate(entries) if e.get("read_attention")]
+    if not units:
+        return None
+    owner = np.array([i for i, _ in units])
+    shares = np.stack([np.asarray(r["memory_share"], dtype=np.float64) for _, r in units])
+    baseline = np.array([r["memory_baseline"] for _, r in units], dtype=np.float64)
+    return _head_statistics(shares, owner, len(entries), selection, baseline, boot, "memory_baseline")
+
+
+# ----------------------------------------------------------------------------------------------
+# JSON out
+# ----------------------------------------------------------------------------------------------
+
+
+def _round_list(values: np.ndarray) -> list:
+    """Nested lists of floats rounded to JSON_SIGNIFICANT_DIGITS (the same rounding everywhere, so the
+    JSON's distance_matrix[s][s + 1] equals its memory_change[s])."""
+    a = np.asarray(values, dtype=np.float64)
+    fmt = f"{{:.{JSON_SIGNIFICANT_DIGITS}g}}".format
+    if a.ndim == 1:
+        return [float(fmt(v)) for v in a.tolist()]
+    return [_round_list(row) for row in a]
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def to_json(result: Mapping) -> dict:
+    """The probe result as plain JSON types: arrays become (rounded) lists."""
+    samples = []
+    for entry in result["samples"]:
+        e = {k: v for k, v in entry.items() if k not in ("memory_change", "distance_matrix")}
+        e = _jsonable(e)
+        e["memory_change"] = _round_list(entry["memory_change"])
+        e["distance_matrix"] = _round_list(entry["distance_matrix"])
+        samples.append(e)
+    return {"samples": samples, "summary": _jsonable(result["summary"])}
+
+
+def write_probe_json(result: Mapping, path) -> "Path":
+    """Write `to_json(result)` to `path` atomically (a temporary file in the same folder, then rename)."""
+    import json
+    import os
+    import tempfile
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = to_json(result)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, allow_nan=False, separators=(",", ":"))
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# ----------------------------------------------------------------------------------------------
+# One sample in full: the maps behind the paper's single-sample panels
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class SampleCapture:
+    """One sample probed with its attention maps kept (for panels c and d and the scrubbers)."""
+
+    entry: dict  # as one entry of probe_samples(...)["samples"]
+    attentions: dict  # segment -> (n_layers, n_heads, P, P) float32, fact segments and the last segment
+    tokens: tuple[str, ...]  # (T,) a display string per token ("<pad>" on padding)
+    layout: AttentionLayout
+
+    def segment_tokens(self, segment: int) -> list[str]:
+        L = self.layout.segment_size
+        return list(self.tokens[segment * L:(segment + 1) * L])
+
+    def fact_mask(self, fact: int) -> tuple[int, np.ndarray]:
+        """(segment, (L,) bool mask of the fact's tokens in it) for fact number `fact`."""
+        spans, segments = self.entry["fact_token_spans"], self.entry["fact_segments"]
+        if not 0 <= fact < len(spans):
+            raise ValueError(f"fact {fact} does not exist; the sample has {len(spans)} facts")
+        s, L = segments[fact], self.layout.segment_size
+        t0, t1 = spans[fact]
+        mask = np.zeros(L, dtype=bool)
+        mask[max(t0 - s * L, 0):max(min(t1 - s * L, L), 0)] = True
+        return s, mask
+
+    def write_map(self, fact: int = 0, layer: int | None = None, head: int | None = None):
+        """Panel (c): (weights (M, L), token strings (L,), fact mask (L,)) in the fact's segment, for
+        one (layer, head) or averaged where layer/head is None."""
+        s, mask = self.fact_mask(fact)
+        w = attention_map(self.attentions[s], self.layout.write, self.layout.segment, layer, head)
+        return w, self.segment_tokens(s), mask
+
+    def read_map(self, layer: int | None = None, head: int | None = None):
+        """Panel (d): (weights (Q, M), row labels (Q,)): question/answer positions of the last segment
+        attending to the read-memory keys. The last row is the answer position."""
+        read = self.entry["read_attention"]
+        last, queries = read["segment"], np.asarray(read["query_positions"])
+        rows = self.layout.segment.start + queries
+        w = attention_map(self.attentions[last], rows, self.layout.read, layer, head)
+        labels = [self.segment_tokens(last)[q] for q in queries]
+        labels[-1] = f"{labels[-1]} (answer)"
+        return w, labels
+
+
+def token_strings(tokenizer, input_ids: Sequence[int]) -> list[str]:
+    """A short display string per token id: leading spaces dropped, padding shown as <pad>."""
+    out = []
+    for i in input_ids:
+        i = int(i)
+        if i == tokenizer.pad_id:
+            out.append("<pad>")
+            continue
+        text = tokenizer.decode([i]).strip()
+        out.append(text if text else "␣")
+    return out
+
+
+def capture_sample(model, tokenizer, sample) -> SampleCapture:
+    """Probe one sample and keep its fact and question segments' attention maps."""
+    import torch
+
+    from rmt_lib.data import LOCATIONS, encode_sample
+
+    cfg = model.config
+    layout = AttentionLayout(cfg.num_memory_tokens, cfg.segment_size)
+    enc = encode_sample(sample, tokenizer, cfg.segment_size)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            ids = torch.from_numpy(enc.input_ids[None]).to(device)  # (1, T)
+            mask = None if enc.attention_mask.all() else torch.from_numpy(enc.attention_mask[None]).to(device)
+            out = model(ids, attention_mask=mask, capture_memory=True,
+                        capture_attention=sorted(_needed_segments(enc, "facts_and_question")))
+    finally:
+        model.train(was_training)
+    attentions = {s: a[0].numpy() for s, a in out.attentions.items()}
+    entry = _probe_one(sample, enc, out.memory_states[0].numpy(), attentions, layout,
+                       LOCATIONS[int(out.logits[0].argmax())])
+    return SampleCapture(entry, attentions, tuple(token_strings(tokenizer, enc.input_ids)), layout)

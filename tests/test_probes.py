@@ -235,3 +235,269 @@ def test_attention_map_selects_or_averages():
     np.testing.assert_array_equal(block, a[1, 0, 6:, 2:6])
     mean = probes.attention_map(a, LAYOUT.write, LAYOUT.segment)
     np.testing.assert_allclose(mean, a.mean((0, 1))[6:, 2:6])
+
+
+# --- pooled AUC and summaries on hand-built entries ---------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.booleans(), st.integers(0, 3)), min_size=2, max_size=25))
+def test_pooled_auc_with_weights_equals_auc_of_repeated_data(rows):
+    scores = np.array([r[0] for r in rows], float)
+    labels = np.array([r[1] for r in rows])
+    weights = np.array([r[2] for r in rows])
+    rep = np.repeat(np.arange(len(rows)), weights)
+    if labels[rep].all() or not labels[rep].any():
+        return
+    assert probes.pooled_auc(scores, labels, weights) == pytest.approx(probes.roc_auc(scores[rep], labels[rep]))
+    if labels.any() and not labels.all():
+        assert probes.pooled_auc(scores, labels) == pytest.approx(probes.roc_auc(scores, labels))
+
+
+def _entry(change, facts, correct=True, write=(), read=None):
+    S = len(change)
+    return {"n_segments": S, "memory_change": np.asarray(change, float), "fact_segments": list(facts),
+            "question_segment": S - 1, "question_segments": [S - 1], "correct": correct,
+            "write_attention": list(write), "read_attention": read}
+
+
+def test_summary_of_hand_built_entries():
+    # facts change the memory by 3-4, distractors by 0-1, the question segment by 10 (excluded from "auc")
+    entries = [_entry([0.5, 3.0, 0.2, 4.0, 10.0], [1, 3]), _entry([3.5, 1.0, 0.1, 0.0, 10.0], [0], correct=False)]
+    s = probes.summarize(entries, n_resamples=200)
+    mc = s["memory_change"]
+    assert mc["auc"]["estimate"] == 1.0 and mc["auc"]["low"] == 1.0
+    # with the question segments as negatives, each fact loses to both: 3 positives x 7 negatives, 6 lost
+    assert mc["auc_all_other"]["estimate"] == pytest.approx(1 - 6 / 21)
+    assert mc["ratio"]["estimate"] == pytest.approx((3 + 4 + 3.5) / 3 / ((0.5 + 0.2 + 1.0 + 0.1 + 0.0) / 5))
+    assert mc["question_mean"]["estimate"] == 10.0
+    assert (mc["n_fact_segments"], mc["n_distractor_segments"], mc["n_question_segments"]) == (3, 5, 2)
+    assert s["accuracy"]["estimate"] == 0.5
+    assert s["write_attention"] is None and s["read_attention"] is None
+    assert s["bootstrap"] == {"n_resamples": 200, "confidence": 0.95, "seed": 0, "unit": "sample", "method": "percentile"}
+
+
+def test_fact_in_the_question_segment_counts_as_fact():
+    fact, question, distractor = probes.segment_roles(_entry([1.0, 2.0, 3.0], [2]))
+    assert fact.tolist() == [False, False, True]
+    assert not question.any() and distractor.tolist() == [True, True, False]
+
+
+def test_head_choice_is_made_on_other_samples_than_it_is_measured_on():
+    rng = np.random.default_rng(0)
+    entries = []
+    for i in range(40):
+        share = rng.uniform(0.1, 0.2, size=(2, 3))
+        share[1, 2] = 0.8  # one head writes the facts
+        write = [{"fact": 0, "segment": 1, "token_share": 0.2, "share": share}]
+        read = {"segment": 4, "query_positions": [3], "memory_baseline": 0.25, "memory_share": share[::-1] / 2}
+        entries.append(_entry([0.1, 2.0, 0.1, 0.2, 0.3], [1], write=write, read=read))
+    s = probes.summarize(entries, n_resamples=100, seed=3)
+    w = s["write_attention"]
+    assert (w["chosen_head"]["layer"], w["chosen_head"]["head"]) == (1, 2)
+    assert w["chosen_head"]["share"]["estimate"] == pytest.approx(0.8)
+    assert w["chosen_head"]["lift"]["estimate"] == pytest.approx(4.0)
+    assert w["chosen_head"]["share"]["n"] == s["head_selection"]["n_measured"] == 20
+    assert w["token_share"]["estimate"] == pytest.approx(0.2)
+    np.testing.assert_allclose(w["per_head_share"], np.mean([e["write_attention"][0]["share"] for e in entries], 0))
+    r = s["read_attention"]
+    assert (r["chosen_head"]["layer"], r["chosen_head"]["head"]) == (0, 2)
+    assert r["memory_baseline"]["estimate"] == 0.25
+
+
+def test_chosen_head_is_measured_only_on_samples_it_was_not_chosen_on():
+    selection = probes._selection_mask(30, 0.5, seed=7)
+    entries = []
+    for selected in selection:
+        share = np.full((1, 2), 0.1)
+        share[0, 0 if selected else 1] = 0.9  # head 0 wins on the selection samples only
+        entries.append(_entry([0.1, 2.0, 0.1], [1], write=[{"fact": 0, "segment": 1, "token_share": 0.1, "share": share}]))
+    chosen = probes.summarize(entries, n_resamples=20, seed=7)["write_attention"]["chosen_head"]
+    assert (chosen["layer"], chosen["head"]) == (0, 0)
+    assert chosen["share"]["estimate"] == pytest.approx(0.1)  # its score where it was not chosen
+
+
+def test_summary_rejects_no_samples():
+    with pytest.raises(ValueError, match="at least one"):
+        probes.summarize([])
+
+
+# --- probe_samples on a tiny random model -------------------------------------------------------
+
+torch = pytest.importorskip("torch")
+
+from rmt_lib.data import Sample, encode_sample, generate_samples, load_tokenizer  # noqa: E402
+from rmt_lib.model import RecurrentMemoryTransformer, RMTConfig  # noqa: E402
+
+SEGMENT = 16
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer):
+    torch.manual_seed(0)
+    cfg = RMTConfig(vocab_size=tokenizer.vocab_size, hidden_size=8, num_layers=2, num_heads=2,
+                    segment_size=SEGMENT, num_memory_tokens=2)
+    return RecurrentMemoryTransformer(cfg).eval()
+
+
+@pytest.fixture(scope="module")
+def background(tmp_path_factory):
+    rng = np.random.default_rng(5)
+    words = "the of and to a in that was her it his she he not be had with for as you at but on all".split()
+    sentences = [" ".join(rng.choice(words, size=int(rng.integers(4, 15)))).capitalize() + "." for _ in range(300)]
+    folder = tmp_path_factory.mktemp("prose")
+    (folder / "prose.txt").write_text(" ".join(sentences))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def samples(background, tokenizer):
+    """Two lengths interleaved, so batching by length must put results back in input order."""
+    short = generate_samples("qa1", n_samples=5, n_segments=3, segment_size=SEGMENT, n_facts=2,
+                             background=background, seed=0, tokenizer=tokenizer)
+    long = generate_samples("qa1", n_samples=5, n_segments=5, segment_size=SEGMENT, n_facts=2,
+                            background=background, seed=1, tokenizer=tokenizer)
+    return [s for pair in zip(short, long) for s in pair]
+
+
+@pytest.fixture(scope="module")
+def result(model, tokenizer, samples):
+    return probes.probe_samples(model, tokenizer, samples, batch_size=3, progress=False, n_resamples=50)
+
+
+def test_probe_entries_follow_the_contract(result, samples):
+    assert len(result["samples"]) == len(samples)
+    for entry, sample in zip(result["samples"], samples):
+        S = entry["n_segments"]
+        assert S == (3 if len(entry["segment_char_spans"]) == 3 else 5)
+        assert entry["memory_change"].shape == (S,)
+        d = entry["distance_matrix"]
+        assert d.shape == (S + 1, S + 1)
+        assert np.array_equal(d, d.T) and np.all(np.diag(d) == 0)
+        assert np.array_equal(d[np.arange(S), np.arange(1, S + 1)], entry["memory_change"])
+        assert entry["fact_segments"] == list(sample.fact_segments)
+        assert entry["target"] == sample.target
+
+
+def test_segment_spans_tile_the_input(result, samples):
+    for entry, sample in zip(result["samples"], samples):
+        spans = entry["segment_char_spans"]
+        assert spans[0][0] == 0 and spans[-1][1] == len(sample.input)
+        assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))  # no gaps, no overlaps
+        assert all(a <= b for a, b in spans)
+        # the segment that holds a fact holds the start of its text
+        for (c0, _), s in zip(entry["fact_char_spans"], entry["fact_segments"]):
+            assert spans[s][0] <= c0 < spans[s][1]
+
+
+def test_probe_agrees_with_the_models_own_forward_pass(result, model, tokenizer, samples):
+    from rmt_lib.data import LOCATIONS
+
+    for entry, sample in zip(result["samples"], samples):
+        enc = encode_sample(sample, tokenizer, SEGMENT)
+        mask = None if enc.attention_mask.all() else torch.from_numpy(enc.attention_mask[None])
+        with torch.no_grad():
+            out = model(torch.from_numpy(enc.input_ids[None]), attention_mask=mask, capture_memory=True)
+        assert entry["prediction"] == LOCATIONS[int(out.logits[0].argmax())]
+        np.testing.assert_allclose(entry["memory_change"], probes.memory_change(out.memory_states[0].numpy()),
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_attention_numbers_are_shares(result):
+    for entry in result["samples"]:
+        assert len(entry["write_attention"]) == 2
+        for w in entry["write_attention"]:
+            assert w["share"].shape == (2, 2) and np.all((w["share"] >= 0) & (w["share"] <= 1))
+            assert 0 < w["token_share"] < 1
+        read = entry["read_attention"]
+        assert read["segment"] == entry["n_segments"] - 1
+        assert np.all((read["memory_share"] > 0) & (read["memory_share"] < 1))
+        assert 0 < read["memory_baseline"] < 1
+    summary = result["summary"]
+    assert summary["n_samples"] == 10 and summary["n_segments"] == [3, 5]
+    assert summary["write_attention"]["n_units"] == 20 and summary["read_attention"]["n_units"] == 10
+
+
+def test_small_attention_budget_gives_the_same_numbers(result, model, tokenizer, samples):
+    tight = probes.probe_samples(model, tokenizer, samples, batch_size=3, progress=False, n_resamples=50,
+                                 attention_budget_bytes=1)  # one sample per pass
+    for a, b in zip(result["samples"], tight["samples"]):
+        np.testing.assert_allclose(a["memory_change"], b["memory_change"], rtol=1e-4, atol=1e-6)
+        for wa, wb in zip(a["write_attention"], b["write_attention"]):
+            np.testing.assert_allclose(wa["share"], wb["share"], rtol=1e-4, atol=1e-6)
+
+
+def test_batches_respect_size_length_and_budget():
+    class Enc:
+        def __init__(self, T, facts):
+            self.input_ids, self.fact_segments, self.n_segments = np.zeros(T), facts, T // 4
+
+    encoded = [Enc(16, (0,)), Enc(8, (0,)), Enc(16, (1,)), Enc(16, (2,)), Enc(8, (1,))]
+    plain = list(probes._batches(encoded, 2, "none", 1000))
+    assert [b[0] for b in plain] == [[1, 4], [0, 2], [3]] and all(not b[1] for b in plain)
+    budget = list(probes._batches(encoded, 10, "facts_and_question", 4))  # 2 samples x 2 segments at most
+    for idx, wanted in budget:
+        assert len(idx) * len(wanted) <= 4 or len(idx) == 1
+        assert all(set(encoded[i].fact_segments) | {encoded[i].n_segments - 1} <= wanted for i in idx)
+    assert sorted(i for idx, _ in budget for i in idx) == list(range(5))
+
+
+def test_user_sample_without_spans_is_found_by_the_grammar(model, tokenizer):
+    text = ("It was a fine day and she was glad of it. Mary went to the garden. " * 2
+            + "Nothing else was said of the matter for some time. Daniel journeyed to the office. The end came.")
+    sample = Sample.from_dict({"input": text, "question": "Where is Mary?", "target": "garden", "extra": 1})
+    entry = probes.probe_samples(model, tokenizer, [sample], progress=False, n_resamples=10)["samples"][0]
+    assert len(entry["fact_char_spans"]) == 3
+    assert [text[a:b] for a, b in entry["fact_char_spans"]][-1] == "Daniel journeyed to the office."
+    assert len(entry["fact_segments"]) == 3 and len(entry["write_attention"]) == 3
+
+
+def test_attention_segments_none_skips_attention(model, tokenizer, samples):
+    r = probes.probe_samples(model, tokenizer, samples[:2], progress=False, attention_segments="none", n_resamples=10)
+    assert all(e["write_attention"] == [] and e["read_attention"] is None for e in r["samples"])
+    assert r["summary"]["write_attention"] is None
+    with pytest.raises(ValueError, match="attention_segments"):
+        probes.probe_samples(model, tokenizer, samples[:1], progress=False, attention_segments="all")
+
+
+def test_baseline_model_without_memory_is_refused(tokenizer, samples):
+    baseline = RecurrentMemoryTransformer(RMTConfig(vocab_size=tokenizer.vocab_size, hidden_size=8, num_layers=1,
+                                                    num_heads=2, segment_size=SEGMENT, num_memory_tokens=0,
+                                                    recurrent=False))
+    with pytest.raises(ValueError, match="no memory"):
+        probes.probe_samples(baseline, tokenizer, samples[:1], progress=False)
+
+
+def test_json_is_written_atomically_and_round_trips(result, tmp_path):
+    import json
+
+    path = probes.write_probe_json(result, tmp_path / "out" / "probe.json")
+    data = json.loads(path.read_text())
+    assert [p.name for p in path.parent.iterdir()] == ["probe.json"]  # no temporary file left
+    for entry, original in zip(data["samples"], result["samples"]):
+        assert set(entry) >= {"n_segments", "segment_char_spans", "memory_change", "distance_matrix"}
+        S, d = entry["n_segments"], entry["distance_matrix"]
+        assert len(entry["memory_change"]) == S and len(d) == S + 1
+        assert all(d[i][j] == d[j][i] for i in range(S + 1) for j in range(S + 1))
+        assert all(d[s][s + 1] == entry["memory_change"][s] for s in range(S))
+        np.testing.assert_allclose(entry["memory_change"], original["memory_change"], rtol=1e-5)
+    assert data["summary"]["memory_change"]["auc"]["n"] == 10
+
+
+def test_capture_sample_gives_panel_maps(model, tokenizer, samples, result):
+    cap = probes.capture_sample(model, tokenizer, samples[0])
+    np.testing.assert_allclose(cap.entry["memory_change"], result["samples"][0]["memory_change"], rtol=1e-4, atol=1e-6)
+    w, tokens, mask = cap.write_map(0)
+    assert w.shape == (2, SEGMENT) and len(tokens) == SEGMENT and mask.shape == (SEGMENT,) and mask.any()
+    head = cap.write_map(0, layer=1, head=0)[0]
+    np.testing.assert_allclose(head, cap.attentions[cap.entry["fact_segments"][0]][1, 0, -2:, 2:2 + SEGMENT])
+    r, labels = cap.read_map()
+    assert r.shape == (len(labels), 2) and labels[-1].endswith("(answer)")
+    assert "?" in labels[-1]
+    with pytest.raises(ValueError, match="fact 5"):
+        cap.write_map(5)
