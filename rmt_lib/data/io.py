@@ -22,11 +22,18 @@ def write_jsonl(samples: Iterable[Sample], path: str | Path) -> Path:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             for sample in samples:
                 f.write(json.dumps(sample.to_dict(), ensure_ascii=False) + "\n")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_jsonl(path: str | Path) -> list[Sample]:

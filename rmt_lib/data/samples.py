@@ -410,13 +410,15 @@ class _Builder:
         ring = (st.sentence_starts[None, :] + laps[:, None] * st.n).ravel()
         inside = ring[(ring > start) & (ring < start + n_background)] - start
         sentences = np.unique(np.concatenate([[0], inside, [n_background]]))
-        pool = sentences[:-1] if len(sentences) > 1 else sentences  # the window's end cuts a sentence: not wanted
-        wanted = np.sort(rng.choice(pool, size=len(fact_lens)))
-        placed = self._fit(sentences, None, wanted, fact_lens)
+        # The window's end usually cuts a sentence: a fact goes there (just before the question) only when
+        # nothing else fits. Wanted places are uniform over the tokens, so facts spread evenly over segments.
+        preferred = sentences[:-1] if len(sentences) > 1 else sentences
+        wanted = np.sort(rng.integers(0, n_background + 1, size=len(fact_lens)))
+        placed = self._fit(sentences, preferred, wanted, fact_lens)
         if placed is None:
             ring = (start + np.arange(n_background, dtype=np.int64)) % st.n
             words = np.concatenate([np.flatnonzero(st.space_led[ring]), [n_background]])
-            placed = self._fit(words, sentences, wanted, fact_lens)
+            placed = self._fit(words, preferred, wanted, fact_lens)
         return placed
 
     def _fit(self, candidates, preferred, wanted, fact_lens) -> np.ndarray | None:
