@@ -1,0 +1,71 @@
+"""The built book in headless Chromium: every chapter renders, offline, with its figures and scrubbers.
+
+For each chapter page (in _toc.yml order): the themed page renders, every image in it loads
+(naturalWidth > 0), no cell shows an error, stderr or traceback, math is typeset by the vendored MathJax,
+embedded widgets are drawn by the vendored widget manager, no request leaves file://, and on every static
+scrubber (matplotlib to_jshtml or rmt_lib.widgets.static_scrubber) moving the slider changes the frame.
+Screenshots land in .cache/screenshots/.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from pagecheck import BOOK_ENV, REPO_ROOT, check_page
+
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+from run_book import toc_documents  # noqa: E402  the same order run_book.py executes
+
+SKIP_REASON = (f"{BOOK_ENV} is not set: point it at a built book, e.g. "
+               f"`RMT_BOOK_HTML=.cache/book-ci/_build/html pytest tests/browser` (`make test` does)")
+
+
+def _book_html() -> Path | None:
+    value = os.environ.get(BOOK_ENV)
+    return Path(value).resolve() if value else None
+
+
+def _chapter_pages() -> list:
+    html = _book_html()
+    if html is None:
+        return [pytest.param(None, id="no-book", marks=pytest.mark.skip(reason=SKIP_REASON))]
+    toc = html.parents[1] / "_toc.yml"  # <book>/_build/html -> <book>/_toc.yml
+    if not (html / "index.html").is_file() or not toc.is_file():
+        return [pytest.param(None, id="missing-book")]  # the test fails with the explanation
+    return [pytest.param(doc, id=doc) for doc in toc_documents(toc)]
+
+
+def _require_book() -> Path:
+    html = _book_html()
+    if html is None or not (html / "index.html").is_file():
+        pytest.fail(f"{BOOK_ENV}={os.environ.get(BOOK_ENV)!r} holds no built book (no index.html); "
+                    "build it with `python scripts/run_book.py --budget ci --output .cache/book-ci`")
+    if not (html.parents[1] / "_toc.yml").is_file():
+        pytest.fail(f"{html.parents[1] / '_toc.yml'} not found: {BOOK_ENV} must be <book>/_build/html")
+    return html
+
+
+@pytest.mark.parametrize("doc", _chapter_pages())
+def test_chapter_page(doc, browser, screenshot_dir):
+    html = _require_book()
+    page_file = html / f"{doc}.html"
+    assert page_file.is_file(), f"chapter {doc} is in _toc.yml but {page_file} was not built"
+    report = check_page(browser, page_file.as_uri(), screenshot_dir, name=doc.replace("/", "_"))
+    assert not report.problems, f"{doc}.html:\n  " + "\n  ".join(report.problems)
+    assert report.screenshot is not None and report.screenshot.stat().st_size > 0
+    assert report.requests, "the page made no requests at all: it cannot have loaded its stylesheets"
+
+
+def test_landing_page_opens_the_book(browser, screenshot_dir):
+    """index.html (what `make book` prints) leads to the first chapter, offline."""
+    html = _book_html()
+    if html is None:
+        pytest.skip(SKIP_REASON)
+    html = _require_book()
+    report = check_page(browser, (html / "index.html").as_uri(), screenshot_dir, name="index")
+    assert not report.problems, "index.html:\n  " + "\n  ".join(report.problems)
+    first = toc_documents(html.parents[1] / "_toc.yml")[0]
+    assert any(r.endswith(f"{first}.html") for r in report.requests), f"index.html did not open {first}.html"
