@@ -20,7 +20,8 @@ MATHJAX=3.2.2
 NPM_DIR=.cache/widget-js
 VENDOR=book/_vendor
 STAMP="$VENDOR/.complete"
-PINS="html-manager=$HTML_MANAGER requirejs=$REQUIREJS mathjax=$MATHJAX"
+LAYOUT=2  # bump when the files copied into book/_vendor change, so an old copy is replaced
+PINS="html-manager=$HTML_MANAGER requirejs=$REQUIREJS mathjax=$MATHJAX layout=$LAYOUT"
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$PINS" ]]; then
     echo "vendor_widget_js: $VENDOR already holds $PINS"
@@ -65,6 +66,21 @@ find "$NM/@jupyter-widgets/html-manager/dist" -maxdepth 1 -type f \
     \( -name '*.woff' -o -name '*.woff2' -o -name '*.ttf' -o -name '*.eot' -o -name '*.svg' \) \
     -exec cp {} "$TMP/widgets/" \;
 
+# embed-amd.js defines named AMD modules (@jupyter-widgets/controls, ...) and webpack locates their
+# fonts from each module's RequireJS URL, by default <page folder>/@jupyter-widgets/...: a missing
+# file. This script, loaded between require.js and embed-amd.js (book/_config.yml, nb_ipywidgets_js),
+# maps every one of those module names into this folder, so the fonts are found beside the bundle.
+cat > "$TMP/widgets/amd-paths.js" <<'JS'
+// Written by scripts/vendor_widget_js.sh: point embed-amd.js's named AMD modules at this folder.
+(function () {
+  var here = document.currentScript.src.replace(/\/[^\/]*$/, "");
+  var names = ["base", "controls", "base7", "controls7", "html-manager"];
+  var paths = {"@jupyter-widgets/html-manager/dist/libembed-amd": here + "/libembed-amd"};
+  names.forEach(function (name) { paths["@jupyter-widgets/" + name] = here + "/" + name; });
+  window.require.config({paths: paths});
+})();
+JS
+
 # MathJax: the combined component plus what it may load at run time (fonts, menu, assistive MathML).
 MJ="$NM/mathjax/es5"
 mkdir -p "$TMP/mathjax/output/chtml"
@@ -73,7 +89,7 @@ cp -r "$MJ/output/chtml/fonts" "$TMP/mathjax/output/chtml/"
 cp -r "$MJ/a11y" "$MJ/ui" "$TMP/mathjax/"
 cp "$NM/mathjax/LICENSE" "$TMP/mathjax/LICENSE"
 
-for required in widgets/require.js widgets/embed-amd.js mathjax/tex-chtml-full.js; do
+for required in widgets/require.js widgets/amd-paths.js widgets/embed-amd.js mathjax/tex-chtml-full.js; do
     [[ -s "$TMP/$required" ]] || { echo "vendor_widget_js: $required is missing after npm install" >&2; exit 1; }
 done
 ls "$TMP"/widgets/*.woff2 >/dev/null 2>&1 || { echo "vendor_widget_js: html-manager fonts not found" >&2; exit 1; }
