@@ -44,7 +44,7 @@ def _mark_state_axes(ax: Axes, n_states: int, fact_segments: Sequence[int], ques
     for s in range(0, n_states - 1, step):  # a sparse numeric scale for orientation
         marks[s + 1] = (str(s), OTHER_COLOUR)
     # Numeric ticks too close to a marked one would overprint it: drop them.
-    special = [s + 1 for s in fact_segments] + ([question_segment + 1] if question_segment is not None else [])
+    special = [0] + [s + 1 for s in fact_segments] + ([question_segment + 1] if question_segment is not None else [])
     gap = max(1, step // 2)
     marks = {i: m for i, m in marks.items() if i == 0 or all(abs(i - j) >= gap for j in special)}
     names: dict[int, list[str]] = {}
@@ -386,3 +386,75 @@ def plot_segment_frame(
             _outline_columns(ax, fact, a.shape[0])
         ax.set_title(f"write-memory attention in segment {segment}", fontsize=9)
     return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# The four panels of Figure 8, and saving
+# ----------------------------------------------------------------------------------------------
+
+PAPER_LENGTH = {32: "16k", 256: "128k"}  # the paper's input lengths that our segment counts stand for
+
+
+def figure8_panels(inputs, *, fact: int = 0) -> dict[str, Figure]:
+    """{"fig8a", "fig8b", "fig8c", "fig8d"} from a `rmt_lib.probes.Figure8Inputs` (captured data only).
+
+    (c) and (d) show the automatically chosen head beside the mean over all layers and heads.
+    """
+    figures = {}
+    for name, capture, letter in (("fig8a", inputs.short, "a"), ("fig8b", inputs.long, "b")):
+        e = capture.entry
+        S = e["n_segments"]
+        paper = f", the paper's {PAPER_LENGTH[S]}" if S in PAPER_LENGTH else ""
+        figures[name] = plot_distance_matrix(
+            e["distance_matrix"], fact_segments=e["fact_segments"], question_segment=e["question_segment"],
+            title=f"({letter}) memory-state distances, {S} segments{paper}\n"
+                  f"answer {e['prediction']!r}, target {e['target']!r}")
+    lw, hw = inputs.write_head
+    n_heldout = len(inputs.heldout["samples"])
+    chosen, tokens, mask = inputs.short.write_map(fact, layer=lw, head=hw)
+    mean, _, _ = inputs.short.write_map(fact)
+    segment = inputs.short.entry["fact_segments"][fact]
+    figures["fig8c"] = plot_write_attention(
+        {f"layer {lw}, head {hw} (chosen automatically on {n_heldout} held-out samples)": chosen,
+         "mean over all layers and heads": mean}, tokens, mask,
+        title=f"(c) writing fact {fact + 1} to memory: write-memory queries in segment {segment}")
+    lr, hr = inputs.read_head
+    chosen, labels = inputs.short.read_map(layer=lr, head=hr)
+    mean, _ = inputs.short.read_map()
+    figures["fig8d"] = plot_read_attention(
+        {f"layer {lr}, head {hr} (chosen, held-out)": chosen, "mean over layers and heads": mean}, labels,
+        title=f"(d) reading memory: question positions in the last segment ({inputs.short.entry['n_segments'] - 1})")
+    return figures
+
+
+def save_figure(fig: Figure, stem, formats: Sequence[str] = ("png", "svg"), *, dpi: int = 150) -> list:
+    """Save `fig` as STEM.png, STEM.svg, ... each written to a temporary file and renamed into place.
+
+    Reproducible bytes: no creation date in the SVG/PDF metadata, a fixed SVG hash salt.
+    """
+    import os
+    import tempfile
+    from pathlib import Path
+
+    import matplotlib
+
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in formats:
+        path = stem.with_name(f"{stem.name}.{fmt}")
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{fmt}", dir=path.parent)
+        os.close(fd)
+        metadata = {"Software": None} if fmt == "png" else {"Date": None}
+        try:
+            with matplotlib.rc_context({"svg.hashsalt": "rmt-lib"}):
+                fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        written.append(path)
+    return written

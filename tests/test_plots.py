@@ -147,3 +147,69 @@ def test_figures_save_without_pyplot(trajectory, fmt):
     buf = io.BytesIO()
     plots.plot_distance_matrix(d, fact_segments=FACTS).savefig(buf, format=fmt)
     assert buf.getvalue()[:5] in (b"\x89PNG\r", b"<?xml")
+
+
+# --- Figure 8 from a tiny random model, and the figures CLI ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    import torch
+
+    from rmt_lib import paths
+    from rmt_lib.data import load_tokenizer
+    from rmt_lib.model import RecurrentMemoryTransformer, RMTConfig, save_pretrained
+
+    torch.manual_seed(0)
+    cfg = RMTConfig(vocab_size=load_tokenizer().vocab_size, hidden_size=8, num_layers=2, num_heads=2,
+                    segment_size=8, num_memory_tokens=2)
+    return save_pretrained(RecurrentMemoryTransformer(cfg), tmp_path_factory.mktemp("ckpt") / "model",
+                           tokenizer_path=paths.TOKENIZER_PATH)
+
+
+@pytest.fixture(scope="module")
+def prose(tmp_path_factory):
+    rng = np.random.default_rng(9)
+    words = "the of and to a in that was her it his she he not be had with for as you at but on all".split()
+    folder = tmp_path_factory.mktemp("prose")
+    (folder / "p.txt").write_text(" ".join(" ".join(rng.choice(words, size=int(rng.integers(3, 9)))).capitalize() + "."
+                                           for _ in range(400)))
+    return folder
+
+
+@pytest.mark.slow
+def test_figures_cli_writes_four_panels(tiny_checkpoint, prose, tmp_path):
+    import json
+
+    from rmt_lib.cli import main
+
+    out = tmp_path / "figs"
+    assert main(["figures", "--checkpoint", str(tiny_checkpoint), "--output", str(out), "--heldout", "4",
+                 "--background", str(prose)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted([f"fig8{x}.{ext}" for x in "abcd" for ext in ("png", "svg")] + ["figure8.json"])
+    assert all((out / n).stat().st_size > 1000 for n in names if n != "figure8.json")
+    record = json.loads((out / "figure8.json").read_text())
+    assert record["short"]["n_segments"] == 32 and record["long"]["n_segments"] == 256
+    assert len(record["short"]["facts"]) == 2 and record["n_heldout"] == 4
+    assert "<dc:date>" not in (out / "fig8a.svg").read_text()  # reproducible: no creation date
+
+
+def test_save_figure_is_atomic_and_reproducible(trajectory, tmp_path):
+    d, _ = trajectory
+    first = plots.save_figure(plots.plot_distance_matrix(d), tmp_path / "a" / "fig")
+    second = plots.save_figure(plots.plot_distance_matrix(d), tmp_path / "b" / "fig")
+    assert [p.name for p in first] == ["fig.png", "fig.svg"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["fig.png", "fig.svg"]  # no temporary files
+    for a, b in zip(first, second):
+        assert a.read_bytes() == b.read_bytes()
+
+
+def test_figures_cli_without_shipped_model_says_what_to_do(tmp_path, monkeypatch, capsys):
+    from rmt_lib import paths
+    from rmt_lib.cli import main
+
+    monkeypatch.setattr(paths, "SHIPPED_MODEL_DIR", tmp_path / "missing")
+    assert main(["figures", "--output", str(tmp_path / "figs")]) == 2
+    assert "no shipped model" in capsys.readouterr().err
+    assert not (tmp_path / "figs").exists()

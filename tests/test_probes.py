@@ -501,3 +501,48 @@ def test_capture_sample_gives_panel_maps(model, tokenizer, samples, result):
     assert "?" in labels[-1]
     with pytest.raises(ValueError, match="fact 5"):
         cap.write_map(5)
+
+
+# --- the probe CLI ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoint(model, tmp_path_factory):
+    from rmt_lib import paths
+    from rmt_lib.model import save_pretrained
+
+    return save_pretrained(model, tmp_path_factory.mktemp("ckpt") / "model", tokenizer_path=paths.TOKENIZER_PATH)
+
+
+def test_probe_cli_writes_the_contract(checkpoint, samples, tmp_path, capsys):
+    import json
+
+    from rmt_lib.cli import main
+    from rmt_lib.data import write_jsonl
+
+    src = write_jsonl(samples[:4], tmp_path / "in.jsonl")
+    out = tmp_path / "probe.json"
+    assert main(["probe", "--checkpoint", str(checkpoint), "--input", str(src), "--output", str(out),
+                 "--no-progress", "--batch-size", "2"]) == 0
+    data = json.loads(out.read_text())
+    assert [e["n_segments"] for e in data["samples"]] == [3, 5, 3, 5]  # input order
+    assert all(len(e["memory_change"]) == e["n_segments"] for e in data["samples"])
+    assert "auc" in data["summary"]["memory_change"] and data["summary"]["write_attention"]["n_units"] == 8
+    assert "probed 4 samples" in capsys.readouterr().out
+
+
+def test_probe_cli_errors_are_clear_and_write_nothing(checkpoint, tmp_path, capsys, monkeypatch):
+    from rmt_lib import paths
+    from rmt_lib.cli import main
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"input": "x", "question": "Where is Mary?", "target": "garden"}\n{not json\n')
+    out = tmp_path / "probe.json"
+    assert main(["probe", "--checkpoint", str(checkpoint), "--input", str(bad), "--output", str(out)]) == 2
+    assert "bad.jsonl:2" in capsys.readouterr().err and not out.exists()
+    monkeypatch.setattr(paths, "SHIPPED_MODEL_DIR", tmp_path / "no-model")
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"input": "Mary went to the garden.", "question": "Where is Mary?", "target": "garden"}\n')
+    assert main(["probe", "--input", str(good), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no shipped model" in err and "--checkpoint" in err and not out.exists()
