@@ -99,3 +99,97 @@ def _run_generate(args: argparse.Namespace) -> int:
     write_jsonl(samples, output)  # atomic: nothing is written when generation fails
     print(f"wrote {len(samples)} samples to {output}", file=sys.stderr)
     return 0
+
+
+def _load_checkpoint(checkpoint: str | None, device: str | None):
+    """The model at `checkpoint` (default: the shipped model) and its tokenizer (the folder's own, if saved)."""
+    from pathlib import Path
+
+    from rmt_lib import paths
+    from rmt_lib.data import load_tokenizer
+    from rmt_lib.model import from_pretrained
+    from rmt_lib.utils import resolve_device
+
+    folder = Path(checkpoint) if checkpoint is not None else paths.SHIPPED_MODEL_DIR
+    if checkpoint is None and not folder.is_dir():
+        raise FileNotFoundError(f"no shipped model at {folder}: train it with `python -m rmt_lib train --config default` "
+                                "or pass --checkpoint DIR (a folder written by save_pretrained)")
+    model = from_pretrained(folder, device=resolve_device(device))
+    own = folder / "tokenizer.json"
+    return model, load_tokenizer(own if own.is_file() else None)
+
+
+@_command("probe", help="Figure 8 probes on your samples: memory change, distances, attention shares (JSON).")
+def _add_probe(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model, data/model)")
+    p.add_argument("--input", required=True, help="BABILong-format JSONL (input, question, target; facts are found "
+                                                  "by the bAbI grammar where no fact_char_spans are given)")
+    p.add_argument("--output", required=True, help="OUT.json: samples[] (n_segments, segment_char_spans, "
+                                                   "memory_change, distance_matrix, ...) and summary")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--no-attention", action="store_true", help="skip attention maps (memory statistics only)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap and head-selection seed (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _run_probe(args: argparse.Namespace) -> int:
+    from rmt_lib.data import read_jsonl
+    from rmt_lib.probes import probe_samples, write_probe_json
+    from rmt_lib.utils import seed_everything
+
+    seed_everything(args.seed)
+    samples = read_jsonl(args.input)  # checks every line first: a bad line writes nothing
+    if not samples:
+        raise CLIError(f"{args.input} holds no samples")
+    model, tokenizer = _load_checkpoint(args.checkpoint, args.device)
+    result = probe_samples(model, tokenizer, samples, batch_size=args.batch_size, seed=args.seed,
+                           attention_segments="none" if args.no_attention else "facts_and_question",
+                           progress=not args.no_progress)
+    write_probe_json(result, args.output)
+    mc = result["summary"]["memory_change"]
+    if "auc" in mc:
+        print(f"memory-change AUC, fact vs. distractor segments: {mc['auc']['estimate']:.4f} "
+              f"[{mc['auc']['low']:.4f}, {mc['auc']['high']:.4f}]; ratio {mc['ratio']['estimate']:.2f}")
+    write = result["summary"]["write_attention"]
+    if write:
+        print(f"write attention on fact tokens: {write['mean_over_heads']['lift']['estimate']:.2f}x their share "
+              f"(mean over heads)")
+    print(f"probed {len(samples)} samples -> {args.output}")
+    return 0
+
+
+@_command("figures", help="Write Figure 8 (a)-(d) as PNG and SVG, from the shipped model or --checkpoint.")
+def _add_figures(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model, data/model)")
+    p.add_argument("--output", required=True, help="folder for fig8a..fig8d (.png, .svg) and figure8.json")
+    p.add_argument("--seed", type=int, default=0, help="seed of the displayed samples (held-out ones use seed + 1)")
+    p.add_argument("--heldout", type=int, default=64, help="held-out samples for the automatic head choice (default 64)")
+    p.add_argument("--split", default="test", choices=["train", "validation", "test"], help="background split (default test)")
+    p.add_argument("--background", default=None, help="a folder of .txt prose instead of the Austen split")
+
+
+def _run_figures(args: argparse.Namespace) -> int:
+    import json
+    import os
+    from pathlib import Path
+
+    from rmt_lib.plots import figure8_panels, save_figure
+    from rmt_lib.probes import figure8_inputs
+    from rmt_lib.utils import seed_everything
+
+    if args.heldout < 1:
+        raise CLIError("--heldout must be at least 1")
+    seed_everything(args.seed)
+    model, tokenizer = _load_checkpoint(args.checkpoint, args.device)
+    inputs = figure8_inputs(model, tokenizer, seed=args.seed, n_heldout=args.heldout, split=args.split,
+                            background=args.background)
+    out = Path(args.output)
+    for name, fig in figure8_panels(inputs).items():
+        for path in save_figure(fig, out / name):
+            print(path)
+    record = out / "figure8.json"
+    tmp = record.with_name(f".{record.name}.tmp")
+    tmp.write_text(json.dumps(inputs.describe(), indent=2) + "\n")
+    os.replace(tmp, record)
+    print(record)
+    return 0
