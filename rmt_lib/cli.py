@@ -101,6 +101,78 @@ def _run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+@_command("train", help="Train the RMT with the curriculum 1 -> 2 -> 4 -> 8 -> 16 -> 32 segments.")
+def _add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default="default",
+                   help="a preset (default: the shipped model; ci: minutes; tiny: seconds) or a JSON file of TrainConfig fields")
+    p.add_argument("--output", default="runs/default", help="run folder: metrics.jsonl, checkpoint, model/ (default: runs/default)")
+    p.add_argument("--model-dir", default=None, help="where the final model goes (default: OUTPUT/model)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --output")
+    p.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from rmt_lib.train import PRESETS, TrainConfig, train
+    from rmt_lib.utils import init_distributed
+
+    if args.config in PRESETS:
+        cfg = PRESETS[args.config]
+    elif Path(args.config).is_file():
+        cfg = TrainConfig.from_dict(json.loads(Path(args.config).read_text()))
+    else:
+        raise CLIError(f"--config {args.config!r} is neither a preset ({', '.join(PRESETS)}) nor a JSON file")
+    if args.seed is not None:
+        cfg = dataclasses.replace(cfg, seed=args.seed)
+    with init_distributed():
+        train(cfg, args.output, resume=args.resume, device=args.device, progress=not args.no_progress,
+              model_dir=args.model_dir)
+    return 0
+
+
+@_command("evaluate", help="Accuracy of a trained RMT on QA1 samples (yours as JSONL, or generated per length).")
+def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model, data/model)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", help="BABILong-format JSONL: input, question, target (extra fields ignored)")
+    source.add_argument("--segments", type=int, nargs="+", help="generate held-out samples of these lengths")
+    p.add_argument("--samples", type=int, default=100, help="samples per length with --segments (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated samples (default 0)")
+    p.add_argument("--facts", type=int, default=None, help="facts per generated sample (default: bAbI's 2-10)")
+    p.add_argument("--split", default="test", choices=["train", "validation", "test"], help="background split (default test)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--output", required=True, help="OUT.json: accuracy, by_length (95%% Wilson intervals), samples")
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from rmt_lib.data import load_tokenizer, read_jsonl
+    from rmt_lib.evaluate import evaluate, generate_eval_samples, write_json
+    from rmt_lib.model import from_pretrained
+    from rmt_lib.utils import resolve_device, seed_everything
+
+    seed_everything(args.seed)
+    model = from_pretrained(args.checkpoint, device=resolve_device(args.device))
+    tokenizer = load_tokenizer()
+    if args.input:
+        samples = read_jsonl(args.input)
+    else:
+        if args.samples < 1 or min(args.segments) < 1:
+            raise CLIError("--samples and every --segments value must be positive")
+        samples = generate_eval_samples(args.segments, args.samples, seed=args.seed, split=args.split,
+                                        n_facts=args.facts, segment_size=model.config.segment_size, tokenizer=tokenizer)
+    result = evaluate(model, tokenizer, samples, batch_size=args.batch_size)
+    result["checkpoint"] = str(args.checkpoint or "data/model")
+    write_json(result, args.output)
+    for n, r in result["by_length"].items():
+        print(f"{n:>6} segments: {r['accuracy']:.3f}  [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]  (n={r['total']})")
+    print(f"accuracy {result['accuracy']:.4f} over {result['n_samples']} samples -> {args.output}")
+    return 0
+
+
 def _load_checkpoint(checkpoint: str | None, device: str | None):
     """The model at `checkpoint` (default: the shipped model) and its tokenizer (the folder's own, if saved)."""
     from pathlib import Path

@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
-DEFAULT_THREADS = 2  # the reference machine has 2 cores; fixed so that float reductions repeat
+# The reference machine has 2 cores. Fixed, so that float reductions repeat; $RMT_NUM_THREADS overrides
+# (e.g. 1 for a long run that shares the machine: oversubscribed OpenMP threads stall each other).
+DEFAULT_THREADS = int(os.environ.get("RMT_NUM_THREADS", "2"))
 
 
 def seed_everything(seed: int, threads: int | None = DEFAULT_THREADS) -> torch.Generator:
@@ -37,3 +41,22 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {choice!r} was asked for but CUDA is not available here; use 'cpu'")
     return dev
+
+
+@contextmanager
+def init_distributed() -> Iterator[None]:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1); a no-op otherwise.
+
+    gloo on CPU, nccl on CUDA: the engine is torch's own DDP, not a home-made one.
+    """
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        yield
+        return
+    backend = "nccl" if torch.cuda.is_available() and os.environ.get("RMT_DEVICE", "cuda").startswith("cuda") else "gloo"
+    dist.init_process_group(backend)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()

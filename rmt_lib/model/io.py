@@ -42,9 +42,7 @@ def save_pretrained(model: RecurrentMemoryTransformer, directory: str | Path, *,
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        # safetensors refuses tensors that share memory (tied embeddings): store each once, contiguous.
-        state = {k: v.detach().cpu().contiguous() for k, v in _dedupe(model.state_dict()).items()}
-        save_file(state, tmp / WEIGHTS)
+        save_file(model_tensors(model), tmp / WEIGHTS)
         (tmp / CONFIG).write_text(json.dumps(model.config.to_dict(), indent=2, sort_keys=True) + "\n")
         if tokenizer_path is not None:
             shutil.copyfile(tokenizer_path, tmp / TOKENIZER)
@@ -74,15 +72,32 @@ def from_pretrained(directory: str | Path | None = None, device: str | torch.dev
         state = load_file(directory / WEIGHTS)
     except SafetensorError as err:
         raise ValueError(f"{directory / WEIGHTS} is not a readable safetensors file: {err}") from err
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        load_model_tensors(model, state)
+    except ValueError as err:
+        raise ValueError(f"the weights in {directory} do not match its config.json: {err}") from err
+    return model.to(device).eval()
+
+
+def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of the model's tensors, each stored once.
+
+    safetensors refuses tensors that share memory (tied input/output embeddings), so aliases are dropped;
+    `load_model_tensors` restores them through the tie.
+    """
+    return {k: v.detach().cpu().clone().contiguous() for k, v in _dedupe(model.state_dict()).items()}
+
+
+def load_model_tensors(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    """Load `model_tensors` output; ValueError naming what is missing, unexpected or misshapen."""
+    own = model.state_dict()
+    mismatched = [k for k, v in tensors.items() if k in own and own[k].shape != v.shape]
+    if mismatched:
+        raise ValueError(f"shapes differ for {mismatched[:5]}")
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
     missing = [k for k in missing if k not in _tied_names(model)]
     if missing or unexpected:
-        raise ValueError(f"the weights in {directory} do not match its config.json: missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]}")
-    mismatched = [k for k, v in state.items() if model.state_dict()[k].shape != v.shape]
-    if mismatched:
-        raise ValueError(f"the weights in {directory} have other shapes than its config.json asks for: {mismatched[:5]}")
-    return model.to(device).eval()
+        raise ValueError(f"missing {missing[:5]}, unexpected {unexpected[:5]}")
 
 
 def verify_checksums(directory: Path) -> None:

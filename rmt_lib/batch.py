@@ -1,0 +1,75 @@
+"""Encoded samples -> model-ready tensors, grouped so that every batch has one length.
+
+Samples of different lengths never share a batch: padding a short sample with whole segments would let
+the memory run over empty segments and change its answer.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rmt_lib.data import ACTORS, LOCATIONS, EncodedSample, Sample, world_state
+from rmt_lib.data.grammar import QA1_FACT_COUNTS
+
+NOT_SEEN = len(LOCATIONS)  # auxiliary label of an actor no fact has mentioned yet
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # (B, n_segments * segment_size) int64
+    attention_mask: torch.Tensor | None  # (B, T) bool, None when nothing is padded
+    labels: torch.Tensor  # (B,) index into LOCATIONS
+    aux_labels: torch.Tensor  # (B, len(ACTORS)) every actor's location at the question, NOT_SEEN if none
+
+    def to(self, device: torch.device) -> "Batch":
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return Batch(move(self.input_ids), move(self.attention_mask), move(self.labels), move(self.aux_labels))
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+
+def facts_that_fit(n_segments: int, segment_size: int) -> tuple[int, ...]:
+    """bAbI's fact counts (2..10) that leave most of an input of this length to background prose."""
+    budget = 0.6 * n_segments * segment_size  # a fact is about 7 tokens, the question 4
+    fit = tuple(k for k in QA1_FACT_COUNTS if 8 * k + 6 <= budget)
+    return fit or QA1_FACT_COUNTS[:1]
+
+
+def aux_labels(sample: Sample) -> list[int]:
+    """Every actor's current location after the sample's facts (the auxiliary training target)."""
+    state = world_state(sample.facts)
+    return [LOCATIONS.index(state[a]) if a in state else NOT_SEEN for a in ACTORS]
+
+
+def collate(samples: Sequence[Sample], encoded: Sequence[EncodedSample]) -> Batch:
+    lengths = {len(e.input_ids) for e in encoded}
+    if len(lengths) != 1:
+        raise ValueError(f"a batch needs samples of one length, got token lengths {sorted(lengths)}")
+    mask = np.stack([e.attention_mask for e in encoded])  # (B, T)
+    return Batch(
+        input_ids=torch.from_numpy(np.stack([e.input_ids for e in encoded])),
+        attention_mask=None if mask.all() else torch.from_numpy(mask),
+        labels=torch.tensor([e.target_index for e in encoded]),
+        aux_labels=torch.tensor([aux_labels(s) for s in samples]),
+    )
+
+
+def batches_by_length(samples: Sequence[Sample], encoded: Sequence[EncodedSample],
+                      batch_size: int) -> Iterator[tuple[list[int], Batch]]:
+    """Yield (indices into `samples`, batch), each batch holding samples of one token length.
+
+    Lengths are visited in increasing order; the indices let callers put results back in input order.
+    """
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i, e in enumerate(encoded):
+        groups[len(e.input_ids)].append(i)
+    for length in sorted(groups):
+        idx = groups[length]
+        for start in range(0, len(idx), batch_size):
+            chunk = idx[start:start + batch_size]
+            yield chunk, collate([samples[i] for i in chunk], [encoded[i] for i in chunk])

@@ -1,0 +1,114 @@
+"""Accuracy of a trained RMT on BABILong QA1 samples, overall and per length, with 95% Wilson intervals."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from rmt_lib.batch import batches_by_length, facts_that_fit
+from rmt_lib.data import LOCATIONS, Sample, encode_sample, generate_samples
+from rmt_lib.data.grammar import QA1_FACT_COUNTS, parse_question
+from rmt_lib.model import RecurrentMemoryTransformer
+
+Z95 = 1.959963984540054
+
+
+def wilson_interval(correct: int, total: int, z: float = Z95) -> tuple[float, float]:
+    """95% Wilson score interval of a binomial proportion (sane at 0% and 100%, unlike the normal one)."""
+    if total <= 0:
+        raise ValueError("a Wilson interval needs at least one trial")
+    p = correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def encode_all(samples: Sequence[Sample], tokenizer, segment_size: int):
+    """Encode every sample, naming the one that cannot be answered by a QA1 model."""
+    encoded = []
+    for i, s in enumerate(samples):
+        try:
+            parse_question(s.question)
+            encoded.append(encode_sample(s, tokenizer, segment_size))
+        except ValueError as err:
+            raise ValueError(f"sample {i + 1} cannot be answered by a QA1 model: {err}") from err
+    return encoded
+
+
+@torch.no_grad()
+def evaluate(model: RecurrentMemoryTransformer, tokenizer, samples: Sequence[Sample], *, batch_size: int = 32,
+             progress: bool = True) -> dict[str, Any]:
+    """Predict every sample (batched by length, streamed segment by segment) and score the predictions.
+
+    Returns the evaluation JSON: `accuracy`, `samples` in input order (`prediction`, `target`,
+    `n_segments`, `correct`) and `by_length` (accuracy, counts and 95% Wilson interval per n_segments).
+    """
+    if not samples:
+        raise ValueError("no samples to evaluate")
+    model.eval()
+    device = next(model.parameters()).device
+    encoded = encode_all(samples, tokenizer, model.config.segment_size)
+    predictions: list[int] = [-1] * len(samples)
+    bar = tqdm(total=len(samples), desc="evaluate", unit="sample", disable=not progress)
+    for idx, batch in batches_by_length(samples, encoded, batch_size):
+        b = batch.to(device)
+        for i, p in zip(idx, model(b.input_ids, b.attention_mask).logits.argmax(-1).tolist()):
+            predictions[i] = p
+        bar.update(len(idx))
+    bar.close()
+    rows = [dict(prediction=LOCATIONS[p], target=s.target, n_segments=e.n_segments, correct=LOCATIONS[p] == s.target)
+            for p, s, e in zip(predictions, samples, encoded)]
+    return dict(accuracy=sum(r["correct"] for r in rows) / len(rows), n_samples=len(rows),
+                by_length=accuracy_by_length(rows), samples=rows)
+
+
+def accuracy_by_length(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    groups: dict[int, list[bool]] = defaultdict(list)
+    for r in rows:
+        groups[r["n_segments"]].append(bool(r["correct"]))
+    out = {}
+    for n in sorted(groups):
+        k, total = sum(groups[n]), len(groups[n])
+        lo, hi = wilson_interval(k, total)
+        out[str(n)] = dict(accuracy=k / total, correct=k, total=total, ci95=[lo, hi])
+    return out
+
+
+def generate_eval_samples(lengths: Sequence[int], n_samples: int | Sequence[int], *, seed: int = 0,
+                          segment_size: int = 32, split: str = "test", n_facts: int | None = None,
+                          tokenizer=None) -> list[Sample]:
+    """Held-out samples (test background by default), `n_samples` per length (or one count per length).
+
+    `n_facts=None` draws bAbI's 2-10 facts where they fit; short inputs, which cannot hold ten facts and
+    still be mostly prose, share their samples evenly among the counts that fit (`facts_that_fit`).
+    """
+    counts = [n_samples] * len(lengths) if isinstance(n_samples, int) else list(n_samples)
+    if len(counts) != len(lengths):
+        raise ValueError(f"{len(counts)} sample counts for {len(lengths)} lengths")
+    samples: list[Sample] = []
+    for i, (length, count) in enumerate(zip(lengths, counts)):
+        fits = facts_that_fit(length, segment_size)
+        plan = [(n_facts, count)] if n_facts is not None or fits == QA1_FACT_COUNTS else \
+            [(k, count // len(fits) + (j < count % len(fits))) for j, k in enumerate(fits)]
+        for j, (facts, n) in enumerate(plan):
+            if n:
+                samples += generate_samples("qa1", n_samples=n, n_segments=length, segment_size=segment_size,
+                                            split=split, seed=seed + 1000 * i + j, n_facts=facts, tokenizer=tokenizer)
+    return samples
+
+
+def write_json(result: dict[str, Any], path: str | Path) -> Path:
+    """Write atomically: a reader never sees half a file, and a failed run leaves none."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,110 @@
+"""Training: the curriculum runs, resumes after SIGKILL to the same weights, and DDP matches one process."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rmt_lib.model import from_pretrained
+from rmt_lib.train import PRESETS, Stage, TrainConfig, lr_at, train
+
+TINY = PRESETS["tiny"]
+ENV = {**os.environ, "RMT_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+
+def _cli_train(config: Path, output: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "rmt_lib", "train", "--config", str(config), "--output", str(output),
+           "--no-progress", *extra]
+    return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _config_file(tmp_path: Path, cfg: TrainConfig) -> Path:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg.to_dict()))
+    return path
+
+
+def test_train_config_validates():
+    with pytest.raises(ValueError, match="non-decreasing"):
+        TrainConfig(stages=(Stage(4, 10), Stage(2, 10)))
+    with pytest.raises(ValueError, match="unknown TrainConfig field"):
+        TrainConfig.from_dict({"learning_rate": 1e-3})
+    assert TrainConfig.from_dict(TINY.to_dict()) == TINY
+
+
+def test_lr_warms_up_then_decays():
+    cfg = dataclasses.replace(TINY, warmup_steps=10, lr=1.0, min_lr_ratio=0.1)
+    lrs = [lr_at(cfg, s, 100) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
+    assert lrs[-1] == pytest.approx(0.1, abs=0.01)
+
+
+def test_curriculum_runs_every_stage_and_saves_a_loadable_model(tmp_path):
+    train(TINY, tmp_path / "run", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    stages = [r for r in records if r["kind"] == "stage"]
+    assert [s["n_segments"] for s in stages] == [s.n_segments for s in TINY.stages]
+    assert {"loss", "accuracy", "tokens_per_s", "lr"} <= set(records[0])
+    model = from_pretrained(tmp_path / "run" / "model")
+    assert model.config == TINY.model
+
+
+def test_refuses_to_overwrite_a_run_without_resume(tmp_path):
+    train(TINY, tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match="--resume"):
+        train(TINY, tmp_path / "run", progress=False)
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_ends_with_the_same_weights(tmp_path):
+    cfg = dataclasses.replace(TINY, stages=(Stage(1, 30, 8), Stage(2, 15, 8)), checkpoint_every=4, eval_every=10)
+    config = _config_file(tmp_path, cfg)
+    whole = _cli_train(config, tmp_path / "whole")
+    assert whole.wait(timeout=300) == 0, whole.stderr.read()
+
+    run = _cli_train(config, tmp_path / "killed")
+    log = tmp_path / "killed" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and len(log.read_text().splitlines()) >= 11):
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    assert run.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (tmp_path / "killed" / "model").exists()
+
+    resumed = _cli_train(config, tmp_path / "killed", "--resume")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    a = load_file(tmp_path / "whole" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "killed" / "model" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    steps = [json.loads(x)["step"] for x in log.read_text().splitlines() if json.loads(x)["kind"] == "train"]
+    assert steps == list(range(1, 31)) + list(range(1, 16)), "each step is logged exactly once"
+
+
+@pytest.mark.slow
+def test_two_process_ddp_matches_one_process(tmp_path):
+    cfg = dataclasses.replace(TINY, stages=(Stage(1, 6, 8), Stage(2, 4, 8)))
+    config = _config_file(tmp_path, cfg)
+    single = _cli_train(config, tmp_path / "single")
+    assert single.wait(timeout=300) == 0, single.stderr.read()
+    torchrun = Path(sys.executable).with_name("torchrun")
+    ddp = subprocess.run([str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "rmt_lib", "--device", "cpu",
+                          "train", "--config", str(config), "--output", str(tmp_path / "ddp"), "--no-progress"],
+                         env=ENV, capture_output=True, text=True, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    a = load_file(tmp_path / "single" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "ddp" / "model" / "model.safetensors")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
