@@ -54,10 +54,10 @@ class Tokenizer:
         return f"Tokenizer(source={self.source!r}, vocab_size={self.vocab_size})"
 
     def encode(self, text: str) -> list[int]:
-        return self.hf.encode(text, add_special_tokens=False).ids
+        return self.hf.encode(_valid(text), add_special_tokens=False).ids
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
-        return [e.ids for e in self.hf.encode_batch(texts, add_special_tokens=False)]
+        return [e.ids for e in self.hf.encode_batch([_valid(t) for t in texts], add_special_tokens=False)]
 
     def encode_with_offsets(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Token ids (n,) int64 and their [start, end) character offsets (n, 2) int64 into `text`.
@@ -69,7 +69,7 @@ class Tokenizer:
         chunks = list(_chunks(text))
         for i in range(0, len(chunks), _CHUNKS_PER_BATCH):  # batches use every core, in bounded memory
             group = chunks[i : i + _CHUNKS_PER_BATCH]
-            encodings = self.hf.encode_batch([c for _, c in group], add_special_tokens=False)
+            encodings = self.hf.encode_batch([_valid(c) for _, c in group], add_special_tokens=False)
             for (base, _), enc in zip(group, encodings):
                 ids_parts.append(np.asarray(enc.ids, dtype=np.int64))
                 offset_parts.append(np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2) + base)
@@ -79,6 +79,16 @@ class Tokenizer:
 
     def decode(self, ids) -> str:
         return self.hf.decode([int(i) for i in ids], skip_special_tokens=False)
+
+
+def _valid(text: str) -> str:
+    """`text` with lone surrogates (e.g. from a JSON "\\ud800" escape; not encodable as UTF-8) replaced by "?",
+    one character for one, so that character offsets still point into the original text."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _chunks(text: str) -> Iterator[tuple[int, str]]:

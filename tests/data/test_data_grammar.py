@@ -5,7 +5,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rmt_lib.data import ACTORS, LOCATIONS, VERBS, find_facts, world_state
@@ -51,6 +51,7 @@ def test_world_state_keeps_latest_and_skips_object_sentences():
 
 
 @given(seed=st.integers(0, 2**32 - 1), n_facts=st.integers(1, 12))
+@settings(deadline=None)
 def test_story_answer_is_latest_location(seed, n_facts):
     facts, asked, target = qa1_story(np.random.default_rng(seed), n_facts)
     sentences = [fact_sentence(*f) for f in facts]

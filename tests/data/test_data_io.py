@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rmt_lib.data import Sample, generate_samples, read_babi, read_jsonl, write_jsonl
@@ -30,6 +30,7 @@ def test_jsonl_roundtrip(prose_dir, tmp_path, tokenizer):
 
 
 @given(text=st.text(max_size=50), target=st.sampled_from(["kitchen", "office"]))
+@settings(deadline=None)
 def test_any_text_roundtrips(tmp_path_factory, text, target):
     path = tmp_path_factory.mktemp("rt") / "x.jsonl"
     sample = Sample(input=text, question="Where is Mary?", target=target)

@@ -9,7 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rmt_lib.data import LOCATIONS, Sample, encode_sample, generate_samples, load_background, world_state, write_jsonl
+from rmt_lib.data import (
+    LOCATIONS,
+    Sample,
+    encode_sample,
+    find_facts,
+    generate_samples,
+    load_background,
+    world_state,
+    write_jsonl,
+)
 from rmt_lib.data.grammar import parse_question
 
 from .conftest import needs_austen
@@ -155,3 +164,22 @@ def test_facts_sit_at_sentence_boundaries_when_there_is_room(tokenizer):
     samples = generate_samples("qa1", 300, n_segments=32, n_facts=2, split="validation", seed=0, tokenizer=tokenizer)
     at_boundary = [s.input[:a].rstrip().endswith(SENTENCE_END) or a == 0 for s in samples for a, _ in s.fact_char_spans]
     assert np.mean(at_boundary) > 0.97
+
+
+@given(
+    text=st.lists(st.sampled_from(["Mary went to the garden.", " ", "\n", "é", "word", ".", "<pad>", "  "]) | st.text(max_size=5), max_size=30).map("".join),
+    segment_size=st.integers(1, 16),
+)
+@settings(deadline=None)
+def test_encode_any_user_text(tokenizer, text, segment_size):
+    sample = Sample(input=text, question="Where is Mary?", target="garden")
+    enc = encode_sample(sample, tokenizer, segment_size)
+    ids = tokenizer.encode(text) + tokenizer.encode(" Where is Mary?")
+    pad = enc.n_segments * segment_size - len(ids)
+    assert 0 <= pad < segment_size and enc.input_ids[pad:].tolist() == ids
+    spans = enc.segment_char_spans
+    assert len(spans) == enc.n_segments and spans[0][0] == 0 and spans[-1][1] == len(text)
+    assert all(a <= b == c for (a, b), (c, _) in zip(spans, spans[1:]))
+    assert len(enc.fact_token_spans) == len(find_facts(text)) <= text.count("Mary went to the garden.")
+    for a, b in enc.fact_token_spans:
+        assert "Mary went to the garden." in tokenizer.decode(enc.input_ids[a:b])

@@ -25,6 +25,7 @@ def test_grammar_words_are_single_tokens(tokenizer):
 
 
 @given(text=st.text(max_size=200))
+@settings(deadline=None)
 def test_any_text_tokenizes_and_decodes_back(tokenizer, text):
     ids = tokenizer.encode(text)
     assert all(0 <= i < tokenizer.vocab_size for i in ids)
@@ -33,7 +34,7 @@ def test_any_text_tokenizes_and_decodes_back(tokenizer, text):
 
 
 @given(text=st.lists(st.sampled_from(list("ab é.\n ,'") + ["xyz", "Mary", "  "]), max_size=200).map("".join))
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None)
 def test_chunked_encoding_equals_whole(tokenizer, text):
     whole = tokenizer.hf.encode(text, add_special_tokens=False)
     old = tokenizer_module._LONG_TEXT
@@ -47,6 +48,7 @@ def test_chunked_encoding_equals_whole(tokenizer, text):
 
 
 @given(words=st.lists(st.text(alphabet=st.characters(blacklist_categories=("Zs", "Cc", "Zl", "Zp")), min_size=1, max_size=8), min_size=1, max_size=30))
+@settings(deadline=None)
 def test_single_spaced_text_tokenizes_as_its_space_led_pieces(tokenizer, words):
     """The rule samples are built on: with single spaces, encode(text) == concat(encode(" " + piece))."""
     text = " ".join(words)
