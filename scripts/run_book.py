@@ -212,7 +212,7 @@ def execute_chapter(notebook_path: Path, config: RunConfig) -> ChapterTiming:
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
-            str(notebook_path), str(partial), parameters=parameters, kernel_name=KERNEL,
+            str(notebook_path), str(partial), parameters=parameters, kernel_name=KERNEL, language="python",
             cwd=str(notebook_path.parent), progress_bar=False, log_output=False, **engine_kwargs,
         )
     except Exception as err:  # papermill's own error, a dead kernel, a timeout: all fail the book
