@@ -232,7 +232,7 @@ def plot_memory_change(
     handles = [Rectangle((0, 0), 1, 1, color=FACT_COLOUR, label="fact segment"),
                Rectangle((0, 0), 1, 1, color=QUESTION_COLOUR, label="question segment"),
                Rectangle((0, 0), 1, 1, color=OTHER_COLOUR, label="other")]
-    ax.legend(handles=handles, fontsize=7, loc="upper left", frameon=False)
+    ax.legend(handles=handles, fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=3, frameon=False)
     if title:
         ax.set_title(title)
     return fig
@@ -337,6 +337,99 @@ def plot_intervals(
     return fig
 
 
+class SegmentFrames:
+    """The scrubbers' frames: one figure, redrawn for each segment.
+
+    A frame shows this segment's row of the distance matrix, the memory change per segment with this
+    segment outlined, and, when `attention` is given, this segment's write-attention map
+    (`attention` maps a segment to (weights (M, L), L token strings, (L,) fact mask); segments
+    without one show an empty panel). The figure is built and laid out once and only its artists
+    change per frame, which makes a frame about ten times cheaper than a new figure; its state is
+    this object's own.
+    """
+
+    def __init__(self, distance: np.ndarray, change: np.ndarray, *, fact_segments: Sequence[int] = (),
+                 question_segment: int | None = None, attention: Mapping[int, tuple] | None = None,
+                 scale: float = 1.0):
+        d = np.asarray(distance, dtype=np.float64)
+        c = np.asarray(change, dtype=np.float64).ravel()
+        if d.ndim != 2 or d.shape != (len(c) + 1, len(c) + 1):
+            raise ValueError(f"{len(c)} memory changes need a ({len(c) + 1}, {len(c) + 1}) distance matrix; got {d.shape}")
+        self.n_segments = S = len(c)
+        _check_segments(list(fact_segments), question_segment, S)
+        self.distance, self.attention = d, dict(attention or {})
+        _check_segments(list(self.attention), None, S)
+        n_axes = 3 if self.attention else 2
+        self.figure = Figure(figsize=(9.0 * scale, 2.1 * n_axes * scale), layout="constrained")
+        axes = self.figure.subplots(n_axes, 1, squeeze=False)[:, 0]
+        colours = [OTHER_COLOUR] * (S + 1)
+        for s in fact_segments:
+            colours[s + 1] = FACT_COLOUR
+        if question_segment is not None:
+            colours[question_segment + 1] = QUESTION_COLOUR
+        # The row is drawn on the segment axis of the change plot below: the memory after segment s sits
+        # at x = s, the initial memory at x = -1.
+        self._row = axes[0]
+        self._row_bars = self._row.bar(np.arange(-1, S), d[0], color=colours, width=0.85 if S < 100 else 1.0)
+        self._row_line = self._row.axvline(0, color="#1f77b4", linewidth=1.5)
+        self._row.set_xlim(-1.5, S - 0.5)
+        self._row.set_ylim(0, float(d.max()) or 1.0)
+        self._row.set_ylabel("L2 distance")
+        self._row.set_xlabel("memory state after segment (-1 = initial memory)", fontsize=8)
+        plot_memory_change(c, fact_segments=fact_segments, question_segment=question_segment, current=0, ax=axes[1])
+        self._current = axes[1].patches[S]  # the outline drawn for `current`
+        axes[1].set_ylim(0, float(c.max()) * 1.05 or 1.0)
+        axes[1].set_xlim(-1.5, S - 0.5)
+        axes[1].set_ylabel("memory change")
+        self._change = c
+        self._map_axes = axes[2] if self.attention else None
+        if self._map_axes is not None:
+            weights = next(iter(self.attention.values()))[0]
+            self._image = self._map_axes.imshow(np.zeros_like(np.asarray(weights, float)), cmap=ATTENTION_CMAP,
+                                                vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+            self._map_axes.set_ylabel("write memory")
+            tokens = next(iter(self.attention.values()))[1]
+            self._map_axes.set_xticks(range(np.shape(weights)[1]), list(tokens), rotation=90, fontsize=6)
+            self._map_axes.set_title("write-memory attention", fontsize=9)  # reserves the title's room
+        self._row.set_title("distance from the memory after segment 0 to every memory state", fontsize=9)
+        # Lay out once, with real token labels in place, then freeze: frames only move artists.
+        self.figure.draw_without_rendering()
+        self.figure.set_layout_engine("none")
+
+    def draw(self, segment: int) -> Figure:
+        """Show `segment` and return the (same) figure."""
+        _check_segments([segment], None, self.n_segments)
+        for bar, h in zip(self._row_bars, self.distance[segment + 1]):
+            bar.set_height(h)
+        self._row_line.set_xdata([segment, segment])
+        self._row.set_title(f"distance from the memory after segment {segment} to every memory state", fontsize=9)
+        self._current.set_x(segment - 0.5)
+        self._current.set_height(self._change[segment])
+        if self._map_axes is not None:
+            self._draw_map(segment)
+        return self.figure
+
+    def _draw_map(self, segment: int) -> None:
+        ax = self._map_axes
+        for patch in list(ax.patches):
+            patch.remove()
+        if segment not in self.attention:
+            self._image.set_data(np.full(self._image.get_array().shape, np.nan))  # blank, not "zero attention"
+            ax.set_xticklabels([""] * len(ax.get_xticks()))
+            ax.set_title(f"segment {segment}: no attention map captured (only fact and question segments are)", fontsize=9)
+            return
+        weights, tokens, mask = self.attention[segment]
+        w = np.asarray(weights, dtype=np.float64)
+        self._image.set_data(w)
+        self._image.set_clim(0.0, float(w.max()) or 1.0)
+        fact = np.asarray(mask, dtype=bool)
+        ax.set_xticklabels(list(tokens))
+        for label, f in zip(ax.get_xticklabels(), fact):
+            label.set_color(FACT_COLOUR if f else OTHER_COLOUR)
+        _outline_columns(ax, fact, w.shape[0])
+        ax.set_title(f"write-memory attention in segment {segment}", fontsize=9)
+
+
 def plot_segment_frame(
     segment: int,
     distance: np.ndarray,
@@ -347,45 +440,17 @@ def plot_segment_frame(
     attention: np.ndarray | None = None,
     attention_tokens: Sequence[str] | None = None,
     attention_fact_mask: Sequence[bool] | None = None,
-    dpi_scale: float = 1.0,
+    scale: float = 1.0,
 ) -> Figure:
-    """One scrubber frame: this segment's row of the distance matrix, the memory changes with this
-    segment outlined, and (when given) its write-attention map (M, L)."""
-    d = np.asarray(distance, dtype=np.float64)
-    S = d.shape[0] - 1
-    _check_segments([segment], None, S)
-    n_axes = 3 if attention is not None else 2
-    fig, axes = _new_figure(9.0 * dpi_scale, 2.1 * n_axes * dpi_scale, nrows=n_axes)
-    ax = axes[0, 0]
-    row = d[segment + 1]
-    colours = [OTHER_COLOUR] * (S + 1)
-    for s in fact_segments:
-        colours[s + 1] = FACT_COLOUR
-    if question_segment is not None:
-        colours[question_segment + 1] = QUESTION_COLOUR
-    ax.bar(np.arange(S + 1), row, color=colours, width=0.85 if S < 100 else 1.0)
-    ax.axvline(segment + 1, color="#1f77b4", linewidth=1.5)
-    ax.set_xlim(-0.5, S + 0.5)
-    ax.set_ylim(0, float(d.max()) or 1.0)
-    ax.set_ylabel("L2 distance")
-    ax.set_title(f"distance from the memory after segment {segment} to every memory state (0 = initial)", fontsize=9)
-    plot_memory_change(change, fact_segments=fact_segments, question_segment=question_segment,
-                       current=segment, ax=axes[1, 0])
-    axes[1, 0].set_ylim(0, float(np.max(change)) * 1.05 or 1.0)
-    axes[1, 0].set_ylabel("memory change")
+    """One scrubber frame as a new figure (see `SegmentFrames`, which the scrubbers use)."""
+    maps = {}
     if attention is not None:
-        ax = axes[2, 0]
         a = np.asarray(attention, dtype=np.float64)
-        ax.imshow(a, cmap=ATTENTION_CMAP, vmin=0.0, aspect="auto", interpolation="nearest")
-        ax.set_ylabel("write memory")
-        if attention_tokens is not None:
-            fact = np.zeros(a.shape[1], bool) if attention_fact_mask is None else np.asarray(attention_fact_mask, bool)
-            ax.set_xticks(range(a.shape[1]), list(attention_tokens), rotation=90, fontsize=6)
-            for label, f in zip(ax.get_xticklabels(), fact):
-                label.set_color(FACT_COLOUR if f else OTHER_COLOUR)
-            _outline_columns(ax, fact, a.shape[0])
-        ax.set_title(f"write-memory attention in segment {segment}", fontsize=9)
-    return fig
+        tokens = list(attention_tokens) if attention_tokens is not None else [""] * a.shape[1]
+        mask = np.zeros(a.shape[1], bool) if attention_fact_mask is None else attention_fact_mask
+        maps[segment] = (a, tokens, mask)
+    return SegmentFrames(distance, change, fact_segments=fact_segments, question_segment=question_segment,
+                         attention=maps, scale=scale).draw(segment)
 
 
 # ----------------------------------------------------------------------------------------------

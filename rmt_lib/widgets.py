@@ -117,6 +117,21 @@ class ScrubberData:
         except KeyError as missing:
             raise ValueError(f"the probe sample lacks {missing}; pass one entry of probe_samples(...)['samples']") from None
 
+    @classmethod
+    def from_capture(cls, capture, sample, *, layer: int | None = None, head: int | None = None) -> "ScrubberData":
+        """From `rmt_lib.probes.capture_sample(model, tokenizer, sample)` and that `sample`: adds the
+        write-attention map of every fact segment (one (layer, head), or the mean where None)."""
+        attention = {}
+        for k, s in enumerate(capture.entry["fact_segments"]):
+            if s not in attention:
+                weights, tokens, _ = capture.write_map(k, layer=layer, head=head)
+                mask = np.zeros(len(tokens), dtype=bool)
+                for j, t in enumerate(capture.entry["fact_segments"]):
+                    if t == s:
+                        mask |= capture.fact_mask(j)[1]
+                attention[s] = SegmentAttention(weights, tuple(tokens), mask)
+        return cls.from_probe(capture.entry, sample.input, question=sample.question, attention=attention)
+
 
 # ----------------------------------------------------------------------------------------------
 # Frame pieces shared by both scrubbers
@@ -157,15 +172,17 @@ def segment_caption(data: ScrubberData, segment: int) -> str:
             f"distance from the initial memory {data.distance_matrix[0, segment + 1]:.3g}")
 
 
-def frame_png(data: ScrubberData, segment: int, *, dpi: int = 60) -> bytes:
-    """The frame's plots (distance row, memory change, attention map if any) as PNG bytes."""
-    att = data.attention.get(segment)
-    fig = plots.plot_segment_frame(
-        segment, data.distance_matrix, data.memory_change, fact_segments=data.fact_segments,
-        question_segment=data.question_segment, attention=None if att is None else att.weights,
-        attention_tokens=None if att is None else att.tokens, attention_fact_mask=None if att is None else att.fact_mask)
+def frame_renderer(data: ScrubberData, *, scale: float = 1.0) -> plots.SegmentFrames:
+    """The figure that both scrubbers redraw per segment."""
+    maps = {s: (a.weights, a.tokens, a.fact_mask) for s, a in data.attention.items()}
+    return plots.SegmentFrames(data.distance_matrix, data.memory_change, fact_segments=data.fact_segments,
+                               question_segment=data.question_segment, attention=maps, scale=scale)
+
+
+def frame_png(frames: plots.SegmentFrames, segment: int, *, dpi: int = 60) -> bytes:
+    """Frame `segment` (distance row, memory change, attention map if any) as PNG bytes."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})  # no version string: same bytes every run
+    frames.draw(segment).savefig(buf, format="png", dpi=dpi, metadata={"Software": None})  # same bytes every run
     return buf.getvalue()
 
 
@@ -208,11 +225,12 @@ def live_scrubber(data: ScrubberData, *, segment: int = 0, dpi: int = 70) -> Seg
     caption = widgets.HTML()
     text = widgets.HTML(layout=widgets.Layout(max_height="12em", overflow="auto"))
     image = widgets.Image(format="png")
+    frames = frame_renderer(data)
 
     def show(s: int) -> None:
         caption.value = f"<b>{html.escape(segment_caption(data, s))}</b>"
         text.value = segment_html(data, s)
-        image.value = frame_png(data, s, dpi=dpi)
+        image.value = frame_png(frames, s, dpi=dpi)
 
     slider.observe(lambda change: show(change["new"]), names="value")
     show(segment)
@@ -263,9 +281,10 @@ def static_scrubber_html(data: ScrubberData, *, segments: Sequence[int] | None =
     for s in chosen:
         if not 0 <= s < data.n_segments:
             raise ValueError(f"segment {s} is outside 0..{data.n_segments - 1}")
+    renderer = frame_renderer(data)
     frames = []
     for i, s in enumerate(chosen):
-        png = base64.b64encode(frame_png(data, s, dpi=dpi)).decode("ascii")
+        png = base64.b64encode(frame_png(renderer, s, dpi=dpi)).decode("ascii")
         hidden = "" if i == 0 else " hidden"
         frames.append(
             f'<div class="rmt-scrubber-frame" data-segment="{s}"{hidden}>'

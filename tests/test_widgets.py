@@ -140,3 +140,25 @@ def test_static_scrubber_moves_in_a_headless_browser(tmp_path):
     found = re.search(r'data-result="([^"]*)"', result.stdout)
     assert found, result.stderr[-2000:]
     assert found.group(1) == "4|segment 4 of 5"  # slider to frame 3, then "next": frame 4 alone is shown
+
+
+def test_from_capture_builds_frames_with_the_fact_segments_attention(tmp_path):
+    import torch
+
+    from rmt_lib.data import Sample, load_tokenizer
+    from rmt_lib.model import RecurrentMemoryTransformer, RMTConfig
+
+    tokenizer = load_tokenizer()
+    torch.manual_seed(0)
+    model = RecurrentMemoryTransformer(RMTConfig(vocab_size=tokenizer.vocab_size, hidden_size=8, num_layers=1,
+                                                 num_heads=2, segment_size=8, num_memory_tokens=2)).eval()
+    text = "It rained all day long and nobody went out. Mary went to the garden. Then it was quiet again for hours."
+    sample = Sample(input=text, question="Where is Mary?", target="garden")
+    capture = probes.capture_sample(model, tokenizer, sample)
+    data = ScrubberData.from_capture(capture, sample, layer=0, head=1)
+    (s,) = capture.entry["fact_segments"]
+    assert set(data.attention) == {s} and data.attention[s].fact_mask.any()
+    assert data.n_segments == capture.entry["n_segments"]
+    assert "Where is Mary?" in segment_html(data, data.n_segments - 1)
+    page = static_scrubber_html(data)
+    assert page.count('class="rmt-scrubber-frame"') == data.n_segments
