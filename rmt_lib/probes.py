@@ -571,6 +571,18 @@ def segment_roles(entry: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return fact, question, ~fact & ~question
 
 
+def change_by_role(entries: Sequence[Mapping]) -> dict[str, np.ndarray]:
+    """All segments' memory changes pooled by role: {"fact", "distractor", "question"} -> (n,) arrays
+    (for `rmt_lib.plots.plot_change_distributions`)."""
+    pooled: dict[str, list[np.ndarray]] = {"fact": [], "distractor": [], "question": []}
+    for e in entries:
+        change = np.asarray(e["memory_change"], dtype=np.float64)
+        fact, question, distractor = segment_roles(e)
+        for name, mask in (("fact", fact), ("distractor", distractor), ("question", question)):
+            pooled[name].append(change[mask])
+    return {k: np.concatenate(v) if v else np.zeros(0) for k, v in pooled.items()}
+
+
 def summarize(entries: Sequence[Mapping], *, n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_BOOTSTRAP_SEED,
               selection_fraction: float = 0.5) -> dict:
     """Every claim as a mean with a 95% percentile-bootstrap interval, resampling whole samples.

@@ -546,3 +546,10 @@ def test_probe_cli_errors_are_clear_and_write_nothing(checkpoint, tmp_path, caps
     assert main(["probe", "--input", str(good), "--output", str(out)]) == 2
     err = capsys.readouterr().err
     assert "no shipped model" in err and "--checkpoint" in err and not out.exists()
+
+
+def test_change_by_role_pools_segments():
+    roles = probes.change_by_role([_entry([0.5, 3.0, 0.2, 4.0, 10.0], [1, 3]), _entry([3.5, 1.0, 9.0], [0])])
+    assert roles["fact"].tolist() == [3.0, 4.0, 3.5]
+    assert roles["distractor"].tolist() == [0.5, 0.2, 1.0]
+    assert roles["question"].tolist() == [10.0, 9.0]
