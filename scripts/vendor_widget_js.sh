@@ -24,6 +24,7 @@ LAYOUT=2  # bump when the files copied into book/_vendor change, so an old copy 
 PINS="html-manager=$HTML_MANAGER requirejs=$REQUIREJS mathjax=$MATHJAX layout=$LAYOUT"
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$PINS" ]]; then
+    touch "$STAMP"  # newer than this script again, so make does not ask twice
     echo "vendor_widget_js: $VENDOR already holds $PINS"
     exit 0
 fi
