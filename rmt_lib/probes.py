@@ -6,7 +6,13 @@ Two layers:
   makes, ROC-AUC, ratios, bootstrap intervals, attention shares and the automatic head choice. They
   know nothing of models and are tested on hand-built data.
 * `probe_samples` (bottom half): runs a model over samples in batches, keeps only what the statistics
-  need, and returns the public probe contract (README, "probe JSON").
+  need, and returns the public probe contract (README, "probe JSON"); `summarize` turns its samples
+  into means with bootstrap intervals; `write_probe_json` writes it atomically. `capture_sample` keeps
+  one sample's attention maps for the single-sample panels, and `figure8_inputs` gathers everything
+  the four panels of Figure 8 show (`rmt_lib.plots.figure8_panels` draws them).
+
+    result = probe_samples(model, tokenizer, samples)        # {"samples": [...], "summary": {...}}
+    result["summary"]["memory_change"]["auc"]                # {"estimate", "low", "high", ...}
 
 Conventions (shared with rmt_lib.model):
 
@@ -131,6 +137,36 @@ def change_ratio(changes: np.ndarray, is_fact: np.ndarray, is_distractor: np.nda
     if denom == 0.0:
         raise ValueError("distractor segments changed the memory by exactly zero; the ratio is undefined")
     return float(c[f].mean() / denom)
+
+
+def pooled_auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """`roc_auc` with a non-negative weight (multiplicity) per element.
+
+    With unit weights it equals `roc_auc`; the bootstrap uses it with each sample's draw count as the
+    weight of its segments, which avoids rebuilding and re-sorting the pooled segments per resample.
+    """
+    order, groups = _tie_groups(np.asarray(scores, dtype=np.float64).ravel())
+    return _weighted_auc_sorted(order, groups, np.asarray(labels, dtype=bool).ravel(),
+                                np.ones(len(order)) if weights is None else np.asarray(weights, np.float64).ravel())
+
+
+def _tie_groups(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sort order of `scores` and, in that order, the index of each element's run of equal values."""
+    order = np.argsort(scores, kind="mergesort")
+    s = scores[order]
+    return order, np.cumsum(np.r_[False, s[1:] != s[:-1]])
+
+
+def _weighted_auc_sorted(order: np.ndarray, groups: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> float:
+    y, w = labels[order], weights[order]
+    n_groups = int(groups[-1]) + 1 if len(groups) else 0
+    pos = np.bincount(groups, w * y, minlength=n_groups)  # weighted positives per tie group
+    neg = np.bincount(groups, w * ~y, minlength=n_groups)
+    total_pos, total_neg = pos.sum(), neg.sum()
+    if total_pos == 0 or total_neg == 0:
+        raise ValueError("ROC-AUC needs both classes")
+    below = np.cumsum(neg) - neg  # weighted negatives strictly below each group
+    return float((pos * (below + 0.5 * neg)).sum() / (total_pos * total_neg))
 
 
 @dataclass(frozen=True)
@@ -344,36 +380,6 @@ def attention_map(attention: np.ndarray, rows: slice | np.ndarray, cols: slice |
     a = a.mean(0) if layer is None else a[layer]  # (n_heads, P, P)
     a = a.mean(0) if head is None else a[head]  # (P, P)
     return a[rows][:, cols]
-
-
-def pooled_auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> float:
-    """`roc_auc` with a non-negative weight (multiplicity) per element.
-
-    With unit weights it equals `roc_auc`; the bootstrap uses it with each sample's draw count as the
-    weight of its segments, which avoids rebuilding and re-sorting the pooled segments per resample.
-    """
-    order, groups = _tie_groups(np.asarray(scores, dtype=np.float64).ravel())
-    return _weighted_auc_sorted(order, groups, np.asarray(labels, dtype=bool).ravel(),
-                                np.ones(len(order)) if weights is None else np.asarray(weights, np.float64).ravel())
-
-
-def _tie_groups(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The sort order of `scores` and, in that order, the index of each element's run of equal values."""
-    order = np.argsort(scores, kind="mergesort")
-    s = scores[order]
-    return order, np.cumsum(np.r_[False, s[1:] != s[:-1]])
-
-
-def _weighted_auc_sorted(order: np.ndarray, groups: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> float:
-    y, w = labels[order], weights[order]
-    n_groups = int(groups[-1]) + 1 if len(groups) else 0
-    pos = np.bincount(groups, w * y, minlength=n_groups)  # weighted positives per tie group
-    neg = np.bincount(groups, w * ~y, minlength=n_groups)
-    total_pos, total_neg = pos.sum(), neg.sum()
-    if total_pos == 0 or total_neg == 0:
-        raise ValueError("ROC-AUC needs both classes")
-    below = np.cumsum(neg) - neg  # weighted negatives strictly below each group
-    return float((pos * (below + 0.5 * neg)).sum() / (total_pos * total_neg))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -729,15 +735,14 @@ def _head_statistics(shares: np.ndarray, owner: np.ndarray, n: int, selection: n
         layer, head = choose_head(shares[sel_units])
         measured = np.flatnonzero(~selection & (count > 0))
         head_sum = share_sum[:, layer, head]
-        sub = dict(boot)
 
         def on_measured(stat):
             return lambda idx: stat(measured[idx])
 
         out["chosen_head"] = {
             "layer": layer, "head": head,
-            "share": bootstrap_interval(len(measured), on_measured(pooled(head_sum)), **sub).to_dict(),
-            "lift": bootstrap_interval(len(measured), on_measured(lift(head_sum)), **sub).to_dict(),
+            "share": bootstrap_interval(len(measured), on_measured(pooled(head_sum)), **boot).to_dict(),
+            "lift": bootstrap_interval(len(measured), on_measured(lift(head_sum)), **boot).to_dict(),
         }
     else:
         out["chosen_head"] = None
