@@ -1,0 +1,94 @@
+"""Evaluation: Wilson intervals, the OUT.json contract, and clear errors that leave no partial output."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from rmt_lib.data import Sample, generate_samples, load_tokenizer, write_jsonl
+from rmt_lib.evaluate import evaluate, generate_eval_samples, wilson_interval
+from rmt_lib.model import RecurrentMemoryTransformer, RMTConfig, save_pretrained
+
+SMALL = RMTConfig(hidden_size=16, num_layers=1, num_heads=2, num_memory_tokens=2)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    return save_pretrained(RecurrentMemoryTransformer(SMALL), tmp_path_factory.mktemp("ckpt") / "model")
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "rmt_lib", "evaluate", *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("k, n, lo, hi", [(0, 10, 0.0, 0.2775), (10, 10, 0.7225, 1.0), (50, 100, 0.4038, 0.5962)])
+def test_wilson_interval_matches_known_values(k, n, lo, hi):
+    assert wilson_interval(k, n) == pytest.approx((lo, hi), abs=1e-4)
+
+
+def test_evaluate_returns_the_contract_in_input_order():
+    torch.manual_seed(0)
+    model = RecurrentMemoryTransformer(SMALL).eval()
+    tok = load_tokenizer()
+    samples = generate_eval_samples([2, 1], 3, seed=0, tokenizer=tok)  # longer first: output keeps input order
+    result = evaluate(model, tok, samples, batch_size=2, progress=False)
+    assert [r["n_segments"] for r in result["samples"]] == [2, 2, 2, 1, 1, 1]
+    assert [r["target"] for r in result["samples"]] == [s.target for s in samples]
+    assert result["accuracy"] == pytest.approx(sum(r["correct"] for r in result["samples"]) / 6)
+    assert set(result["by_length"]) == {"1", "2"} and result["by_length"]["2"]["total"] == 3
+    unbatched = [evaluate(model, tok, [s], progress=False)["samples"][0]["prediction"] for s in samples]
+    assert unbatched == [r["prediction"] for r in result["samples"]]
+
+
+def test_short_inputs_get_the_fact_counts_that_fit():
+    samples = generate_eval_samples([1, 32], 10, seed=3)
+    assert {len(s.facts) for s in samples[:10]} == {2}
+    assert len({len(s.facts) for s in samples[10:]}) > 1
+
+
+def test_cli_evaluates_a_users_jsonl_with_extra_fields(tmp_path, checkpoint):
+    lines = [dict(input="It was a fine day. Mary went to the garden. The rain came.", question="Where is Mary?",
+                  target="garden", note="extra fields are ignored"),
+             dict(input="Daniel journeyed to the office.", question="Where is Daniel?", target="office")]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    result = _cli("--checkpoint", str(checkpoint), "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "o.json"))
+    assert result.returncode == 0, result.stderr
+    out = json.loads((tmp_path / "o.json").read_text())
+    assert [s["target"] for s in out["samples"]] == ["garden", "office"]
+    assert all(s["n_segments"] == 1 and s["prediction"] in SMALL_LOCATIONS for s in out["samples"])
+
+
+SMALL_LOCATIONS = {"bathroom", "bedroom", "garden", "hallway", "kitchen", "office"}
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"input": "a", "question": "Where is Mary?", "target": "garden"}\n{}\n', "bad.jsonl:2:"),
+    ('{"input": "a", "question": "Where is Mary?", "target": "garden"}\n{not json\n', "bad.jsonl:2:"),
+    ("", "no samples"),
+    ('{"input": "Mary went to the moon.", "question": "What is Mary?", "target": "garden"}\n', "sample 1"),
+    ('{"input": "Mary went to the garden.", "question": "Where is Mary?", "target": "moon"}\n', "sample 1"),
+])
+def test_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, checkpoint, content, message):
+    (tmp_path / "bad.jsonl").write_text(content)
+    result = _cli("--checkpoint", str(checkpoint), "--input", str(tmp_path / "bad.jsonl"), "--output", str(tmp_path / "o.json"))
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_missing_or_corrupt_checkpoint_is_a_clear_error(tmp_path, checkpoint):
+    write_jsonl(generate_samples("qa1", n_samples=1, n_segments=1, n_facts=2, seed=0), tmp_path / "s.jsonl")
+    result = _cli("--checkpoint", str(tmp_path / "nope"), "--input", str(tmp_path / "s.jsonl"), "--output", str(tmp_path / "o.json"))
+    assert result.returncode == 2 and "no model folder" in result.stderr
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in checkpoint.iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    (broken / "model.safetensors").write_bytes(b"garbage")
+    result = _cli("--checkpoint", str(broken), "--input", str(tmp_path / "s.jsonl"), "--output", str(tmp_path / "o.json"))
+    assert result.returncode == 2 and "checksum mismatch" in result.stderr
+    assert not (tmp_path / "o.json").exists()
