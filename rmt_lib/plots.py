@@ -1,8 +1,9 @@
 """Figure 8 in the paper's style, and the statistics behind it: data in, matplotlib Figure out.
 
-Every function takes plain arrays/strings and returns a new `matplotlib.figure.Figure`. None of them
-touches pyplot's global state (no current figure, no `plt.show()`), calls a model or reads a file, so a
-notebook cell that returns a figure shows it exactly once and a script can save it with `savefig`.
+Every function takes plain arrays/strings and returns a new `matplotlib.figure.Figure` (a
+`NotebookFigure`, which displays itself in Jupyter). None of them touches pyplot's global state (no
+current figure, no `plt.show()`), calls a model or reads a file, so a notebook cell that returns a
+figure shows it exactly once and a script can save it with `savefig` or `save_figure`.
 
 Colour conventions:
 * distances (panels a, b): diverging ``RdBu`` from 0, RED = similar (small distance), BLUE = distant,
@@ -26,8 +27,26 @@ DISTANCE_CMAP = "RdBu"  # low (similar) = red, high (distant) = blue
 ATTENTION_CMAP = "viridis"
 
 
+class NotebookFigure(Figure):
+    """A matplotlib Figure that shows itself in Jupyter without pyplot.
+
+    IPython renders a bare `Figure` as text unless pyplot's inline backend has been started; this
+    subclass carries its own PNG representation, so a cell whose value is a figure shows it exactly
+    once, whatever the notebook imported. Everything else is a plain Figure.
+    """
+
+    repr_dpi = 100
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=self.repr_dpi, bbox_inches="tight", metadata={"Software": None})
+        return buf.getvalue()
+
+
 def _new_figure(width: float, height: float, *, nrows: int = 1, ncols: int = 1, **kwargs) -> tuple[Figure, np.ndarray]:
-    fig = Figure(figsize=(width, height), layout="constrained")
+    fig = NotebookFigure(figsize=(width, height), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, **kwargs)
     return fig, axes
 
@@ -360,7 +379,7 @@ class SegmentFrames:
         self.distance, self.attention = d, dict(attention or {})
         _check_segments(list(self.attention), None, S)
         n_axes = 3 if self.attention else 2
-        self.figure = Figure(figsize=(9.0 * scale, 2.1 * n_axes * scale), layout="constrained")
+        self.figure = NotebookFigure(figsize=(9.0 * scale, 2.1 * n_axes * scale), layout="constrained")
         axes = self.figure.subplots(n_axes, 1, squeeze=False)[:, 0]
         colours = [OTHER_COLOUR] * (S + 1)
         for s in fact_segments:

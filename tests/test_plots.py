@@ -213,3 +213,14 @@ def test_figures_cli_without_shipped_model_says_what_to_do(tmp_path, monkeypatch
     assert main(["figures", "--output", str(tmp_path / "figs")]) == 2
     assert "no shipped model" in capsys.readouterr().err
     assert not (tmp_path / "figs").exists()
+
+
+def test_figures_display_themselves_in_jupyter_without_pyplot(trajectory):
+    from IPython.core.formatters import DisplayFormatter
+
+    d, _ = trajectory
+    fig = plots.plot_distance_matrix(d)
+    data, _ = DisplayFormatter().format(fig)  # what a notebook cell returning `fig` would show
+    assert data["image/png"][:4] == b"\x89PNG"
+    assert data["text/plain"].startswith("<NotebookFigure size")
+    assert fig._repr_png_() == fig._repr_png_()  # deterministic bytes
