@@ -462,6 +462,18 @@ def probe_samples(
     return {"samples": results, "summary": summarize(results, n_resamples=n_resamples, seed=seed)}
 
 
+def probe_generated(model, tokenizer, *, n_segments: int, n_samples: int = 200, n_facts: int = 2, seed: int = 0,
+                    split: str = "test", background=None, **probe_kwargs) -> dict:
+    """`probe_samples` on freshly generated held-out samples (two facts each, as in Figure 8): the one
+    call behind each "measured over many samples" result. The same arguments give the same numbers."""
+    from rmt_lib.data import generate_samples
+
+    samples = generate_samples("qa1", n_samples=n_samples, n_segments=n_segments, n_facts=n_facts, split=split,
+                               background=background, seed=seed, segment_size=model.config.segment_size,
+                               tokenizer=tokenizer)
+    return probe_samples(model, tokenizer, samples, **probe_kwargs)
+
+
 class _NoProgress:
     def update(self, n: int) -> None:
         pass

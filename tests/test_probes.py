@@ -553,3 +553,11 @@ def test_change_by_role_pools_segments():
     assert roles["fact"].tolist() == [3.0, 4.0, 3.5]
     assert roles["distractor"].tolist() == [0.5, 0.2, 1.0]
     assert roles["question"].tolist() == [10.0, 9.0]
+
+
+def test_probe_generated_is_reproducible(model, tokenizer, background):
+    kw = dict(n_segments=3, n_samples=3, seed=2, background=background, progress=False, n_resamples=20)
+    a = probes.probe_generated(model, tokenizer, **kw)
+    b = probes.probe_generated(model, tokenizer, **kw)
+    assert a["summary"] == b["summary"]
+    assert all(len(e["fact_segments"]) == 2 for e in a["samples"])
