@@ -347,3 +347,17 @@ def train(cfg: TrainConfig, output: str | Path, *, resume: bool = False, device:
         save_pretrained(model, model_dir or output / "model", tokenizer_path=Path(trainer.tokenizer.source),
                         extra_files={METRICS: output / METRICS})
     return model
+
+
+def export_best(output: str | Path, model_dir: str | Path) -> Path:
+    """Save the current stage's best weights of a (possibly unfinished) run as a model folder."""
+    output = Path(output)
+    path = output / CHECKPOINT
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint in {output}")
+    from safetensors import safe_open
+    with safe_open(path, "pt") as f:
+        cfg = TrainConfig.from_dict(json.loads(f.metadata()["train_config"]))
+    model = RecurrentMemoryTransformer(cfg.model)
+    load_model_tensors(model, {k[5:]: v for k, v in load_file(path).items() if k.startswith("best.")})
+    return save_pretrained(model.eval(), model_dir)

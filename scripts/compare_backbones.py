@@ -1,0 +1,58 @@
+"""Which backbone learns QA1 fastest from scratch? Steps to 95% validation accuracy, per backbone.
+
+    python scripts/compare_backbones.py --output data/results/backbones.json
+
+Each backbone trains the same curriculum prefix (1 then 2 segments) with the default hyperparameters,
+and we record the step at which validation accuracy first reaches the threshold. The answer picks
+RMTConfig's default backbone (see rmt_lib/model/config.py).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from rmt_lib.evaluate import write_json
+from rmt_lib.train import PRESETS, Stage, train
+
+
+def steps_to_threshold(metrics: Path, n_segments: int, threshold: float) -> int | None:
+    for line in metrics.read_text().splitlines():
+        r = json.loads(line)
+        if r["kind"] == "train" and r["n_segments"] == n_segments and r.get("val_accuracy", 0) >= threshold \
+                and r["stage"] == (0 if n_segments == 1 else 1):
+            return r["step"]
+    return None
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--backbones", nargs="+", default=["bloom", "llama", "gpt2"])
+    p.add_argument("--steps", type=int, nargs=2, default=[1200, 800], help="budgets at 1 and 2 segments")
+    p.add_argument("--threshold", type=float, default=0.95)
+    p.add_argument("--output", default="data/results/backbones.json")
+    args = p.parse_args()
+    base = PRESETS["default"]
+    rows = []
+    for backbone in args.backbones:
+        cfg = dataclasses.replace(base, model=base.model.replace(backbone=backbone), advance_accuracy=args.threshold,
+                                  stages=(Stage(1, args.steps[0]), Stage(2, args.steps[1])), eval_every=25)
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            train(cfg, tmp, progress=True)
+            metrics = Path(tmp) / "metrics.jsonl"
+            stages = [json.loads(x) for x in metrics.read_text().splitlines() if '"kind": "stage"' in x]
+            rows.append(dict(backbone=backbone, wall_s=round(time.perf_counter() - t0, 1),
+                             steps_to_threshold={"1": steps_to_threshold(metrics, 1, args.threshold),
+                                                 "2": steps_to_threshold(metrics, 2, args.threshold)},
+                             best_val_accuracy={str(s["n_segments"]): s["best_val_accuracy"] for s in stages}))
+        print(rows[-1], flush=True)
+    write_json(dict(threshold=args.threshold, budgets=args.steps, config=base.to_dict(), results=rows), args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
