@@ -23,6 +23,7 @@ from matplotlib.patches import Rectangle
 FACT_COLOUR = "#d62728"  # red: facts
 QUESTION_COLOUR = "#111111"  # black: the question
 OTHER_COLOUR = "#7f7f7f"  # grey: distractor segments
+FIRST_COLOUR = "#1f77b4"  # blue: the first segment (its change is measured from the initial memory)
 DISTANCE_CMAP = "RdBu"  # low (similar) = red, high (distant) = blue
 ATTENTION_CMAP = "viridis"
 
@@ -262,6 +263,7 @@ def plot_change_distributions(
     distractor_values: np.ndarray,
     *,
     question_values: np.ndarray | None = None,
+    first_values: np.ndarray | None = None,
     title: str | None = None,
     bins: int = 40,
 ) -> Figure:
@@ -270,6 +272,9 @@ def plot_change_distributions(
               ("fact segments", np.asarray(fact_values, float).ravel(), FACT_COLOUR)]
     if question_values is not None:
         groups.append(("question segments", np.asarray(question_values, float).ravel(), QUESTION_COLOUR))
+    if first_values is not None:  # segment 0: its change is measured from the initial memory
+        groups.append(("first segments", np.asarray(first_values, float).ravel(), FIRST_COLOUR))
+    groups = [g for g in groups[:2]] + [g for g in groups[2:] if len(g[1])]
     everything = np.concatenate([g[1] for g in groups])
     if len(groups[0][1]) == 0 or len(groups[1][1]) == 0:
         raise ValueError("need at least one fact and one distractor value")

@@ -574,11 +574,16 @@ def _find_facts(text: str) -> list[tuple[int, int]]:
 # ----------------------------------------------------------------------------------------------
 
 
-def segment_roles(entry: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Boolean masks over a sample's segments: (fact, question, distractor).
+ROLES = ("fact", "distractor", "first", "question")
 
-    fact = holds (the first token of) a fact; question = holds a question token; distractor = neither.
-    A segment holding both a fact and the question counts as a fact segment.
+
+def segment_roles(entry: Mapping) -> dict[str, np.ndarray]:
+    """Boolean masks over a sample's segments, one role each: {"fact", "distractor", "first", "question"}.
+
+    fact = holds (the first token of) a fact; question = holds a question token; first = segment 0,
+    whose change is measured from the learned initial memory (a jump of another kind: the first write
+    always replaces the initial memory, whatever the segment holds); distractor = none of these.
+    Priority when two apply: fact, then question, then first.
     """
     S = int(entry["n_segments"])
     fact = np.zeros(S, dtype=bool)
@@ -586,18 +591,20 @@ def segment_roles(entry: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     question = np.zeros(S, dtype=bool)
     question[list(entry.get("question_segments", [entry["question_segment"]]))] = True
     question &= ~fact
-    return fact, question, ~fact & ~question
+    first = np.zeros(S, dtype=bool)
+    first[0] = True
+    first &= ~fact & ~question
+    return {"fact": fact, "distractor": ~(fact | question | first), "first": first, "question": question}
 
 
 def change_by_role(entries: Sequence[Mapping]) -> dict[str, np.ndarray]:
-    """All segments' memory changes pooled by role: {"fact", "distractor", "question"} -> (n,) arrays
+    """All segments' memory changes pooled by role (`segment_roles`) -> (n,) arrays
     (for `rmt_lib.plots.plot_change_distributions`)."""
-    pooled: dict[str, list[np.ndarray]] = {"fact": [], "distractor": [], "question": []}
+    pooled: dict[str, list[np.ndarray]] = {role: [] for role in ROLES}
     for e in entries:
         change = np.asarray(e["memory_change"], dtype=np.float64)
-        fact, question, distractor = segment_roles(e)
-        for name, mask in (("fact", fact), ("distractor", distractor), ("question", question)):
-            pooled[name].append(change[mask])
+        for role, mask in segment_roles(e).items():
+            pooled[role].append(change[mask])
     return {k: np.concatenate(v) if v else np.zeros(0) for k, v in pooled.items()}
 
 
@@ -605,13 +612,14 @@ def summarize(entries: Sequence[Mapping], *, n_resamples: int = DEFAULT_RESAMPLE
               selection_fraction: float = 0.5) -> dict:
     """Every claim as a mean with a 95% percentile-bootstrap interval, resampling whole samples.
 
-    memory_change
-      auc             ROC-AUC of the per-segment memory change for fact segments vs. distractor segments
-                      (neither fact nor question), pooled over all segments of all samples.
-      auc_all_other   the same with the question segment counted as a negative too.
-      auc_per_sample  the mean of each sample's own AUC.
+    memory_change     (segment roles: `segment_roles`)
+      auc             ROC-AUC of the per-segment memory change for fact segments vs. distractor
+                      segments (no fact, no question token, not segment 0), pooled over all segments
+                      of all samples.
+      auc_all_other   fact segments vs. every other segment (the first and question segments too).
+      auc_per_sample  the mean of each sample's own `auc`.
       ratio           mean change at fact segments / mean change at distractor segments (ratio of
-                      pooled means); fact_mean, distractor_mean, question_mean alongside.
+                      pooled means); fact_mean, distractor_mean, first_mean, question_mean alongside.
     write_attention   (panel c; one unit per fact whose segment was captured)
       token_share     the fact's share of its segment's real tokens (the uniform-attention baseline).
       mean_over_heads share = `write_attention_share` averaged over all layers and heads; lift =
@@ -662,49 +670,40 @@ def _change_summary(entries: Sequence[Mapping], boot: dict) -> dict:
     roles = [segment_roles(e) for e in entries]
     owner = np.concatenate([np.full(len(c), i) for i, c in enumerate(changes)])  # sample of each segment
     scores = np.concatenate(changes)
-    fact = np.concatenate([r[0] for r in roles])
-    question = np.concatenate([r[1] for r in roles])
-    distractor = np.concatenate([r[2] for r in roles])
+    mask = {role: np.concatenate([r[role] for r in roles]) for role in ROLES}
+    fact, distractor = mask["fact"], mask["distractor"]
     n = len(entries)
     order, groups = _tie_groups(scores)
-    keep = fact | distractor  # the question segment is neither positive nor negative for "auc"
 
-    def auc(idx: np.ndarray, include_question: bool) -> float:
-        w = np.bincount(idx, minlength=n)[owner].astype(np.float64)
-        return _weighted_auc_sorted(order, groups, fact, w if include_question else w * keep)
+    def auc(idx: np.ndarray, all_other: bool) -> float:
+        w = np.bincount(idx, minlength=n)[owner].astype(np.float64)  # each sample's draw count
+        return _weighted_auc_sorted(order, groups, fact, w if all_other else w * (fact | distractor))
 
-    sums = {name: np.bincount(owner, scores * m, minlength=n) for name, m in
-            (("fact", fact), ("distractor", distractor), ("question", question))}
-    counts = {name: np.bincount(owner, m.astype(float), minlength=n) for name, m in
-              (("fact", fact), ("distractor", distractor), ("question", question))}
+    sums = {role: np.bincount(owner, scores * m, minlength=n) for role, m in mask.items()}
+    counts = {role: np.bincount(owner, m.astype(float), minlength=n) for role, m in mask.items()}
 
-    def mean_of(name: str) -> Callable[[np.ndarray], float]:
+    def mean_of(role: str) -> Callable[[np.ndarray], float]:
         def stat(idx: np.ndarray) -> float:
-            c = counts[name][idx].sum()
+            c = counts[role][idx].sum()
             if c == 0:
-                raise ValueError(f"no {name} segments")
-            return sums[name][idx].sum() / c
+                raise ValueError(f"no {role} segments")
+            return sums[role][idx].sum() / c
         return stat
 
     def ratio(idx: np.ndarray) -> float:
         return mean_of("fact")(idx) / mean_of("distractor")(idx)
 
-    per_sample_auc = []
-    for c, (f, _, d) in zip(changes, roles):
-        if f.any() and d.any():
-            per_sample_auc.append(roc_auc(c[f | d], f[f | d]))
-    out = {
-        "n_fact_segments": int(fact.sum()), "n_distractor_segments": int(distractor.sum()),
-        "n_question_segments": int(question.sum()),
-    }
+    per_sample_auc = [roc_auc(c[r["fact"] | r["distractor"]], r["fact"][r["fact"] | r["distractor"]])
+                      for c, r in zip(changes, roles) if r["fact"].any() and r["distractor"].any()]
+    out: dict = {f"n_{role}_segments": int(m.sum()) for role, m in mask.items()}
     if fact.any() and distractor.any():
         out["auc"] = bootstrap_interval(n, lambda idx: auc(idx, False), **boot).to_dict()
         out["auc_all_other"] = bootstrap_interval(n, lambda idx: auc(idx, True), **boot).to_dict()
         out["auc_per_sample"] = bootstrap_mean(per_sample_auc, **boot).to_dict()
         out["ratio"] = bootstrap_interval(n, ratio, **boot).to_dict()
-    for name in ("fact", "distractor", "question"):
-        if counts[name].sum() > 0:
-            out[f"{name}_mean"] = bootstrap_interval(n, mean_of(name), **boot).to_dict()
+    for role in ROLES:
+        if counts[role].sum() > 0:
+            out[f"{role}_mean"] = bootstrap_interval(n, mean_of(role), **boot).to_dict()
     return out
 
 

@@ -118,7 +118,8 @@ def test_statistic_plots_return_figures(trajectory):
     _, change = trajectory
     is_fact = np.isin(np.arange(S), FACTS)
     figs = [
-        plots.plot_change_distributions(change[is_fact], change[~is_fact], question_values=change[[QUESTION]]),
+        plots.plot_change_distributions(change[is_fact], change[~is_fact], question_values=change[[QUESTION]],
+                                        first_values=change[:1]),
         plots.plot_head_shares(np.random.default_rng(3).random((2, 4)), chosen=(1, 2), baseline=0.2),
         plots.plot_intervals(["32 segments", "256 segments"], [0.99, 0.98], [0.98, 0.96], [1.0, 0.99], reference=0.97),
     ]

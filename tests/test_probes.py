@@ -262,25 +262,30 @@ def _entry(change, facts, correct=True, write=(), read=None):
 
 
 def test_summary_of_hand_built_entries():
-    # facts change the memory by 3-4, distractors by 0-1, the question segment by 10 (excluded from "auc")
-    entries = [_entry([0.5, 3.0, 0.2, 4.0, 10.0], [1, 3]), _entry([3.5, 1.0, 0.1, 0.0, 10.0], [0], correct=False)]
+    # facts change the memory by 3-4, distractors by 0-1, the question segment by 10 and the first
+    # segment (from the initial memory) by 7: both are left out of "auc" but not of "auc_all_other"
+    entries = [_entry([7.0, 3.0, 0.2, 4.0, 0.5, 10.0], [1, 3]), _entry([3.5, 1.0, 0.1, 0.0, 10.0], [0], correct=False)]
     s = probes.summarize(entries, n_resamples=200)
     mc = s["memory_change"]
     assert mc["auc"]["estimate"] == 1.0 and mc["auc"]["low"] == 1.0
-    # with the question segments as negatives, each fact loses to both: 3 positives x 7 negatives, 6 lost
-    assert mc["auc_all_other"]["estimate"] == pytest.approx(1 - 6 / 21)
-    assert mc["ratio"]["estimate"] == pytest.approx((3 + 4 + 3.5) / 3 / ((0.5 + 0.2 + 1.0 + 0.1 + 0.0) / 5))
-    assert mc["question_mean"]["estimate"] == 10.0
-    assert (mc["n_fact_segments"], mc["n_distractor_segments"], mc["n_question_segments"]) == (3, 5, 2)
+    # all other: 3 facts x 8 others (2 question, 1 first); each fact loses to both 10s and to the 7
+    assert mc["auc_all_other"]["estimate"] == pytest.approx(1 - 9 / 24)
+    assert mc["ratio"]["estimate"] == pytest.approx((3 + 4 + 3.5) / 3 / ((0.2 + 0.5 + 1.0 + 0.1 + 0.0) / 5))
+    assert mc["question_mean"]["estimate"] == 10.0 and mc["first_mean"]["estimate"] == 7.0
+    assert {k: v for k, v in mc.items() if k.startswith("n_")} == {
+        "n_fact_segments": 3, "n_distractor_segments": 5, "n_first_segments": 1, "n_question_segments": 2}
     assert s["accuracy"]["estimate"] == 0.5
     assert s["write_attention"] is None and s["read_attention"] is None
     assert s["bootstrap"] == {"n_resamples": 200, "confidence": 0.95, "seed": 0, "unit": "sample", "method": "percentile"}
 
 
-def test_fact_in_the_question_segment_counts_as_fact():
-    fact, question, distractor = probes.segment_roles(_entry([1.0, 2.0, 3.0], [2]))
-    assert fact.tolist() == [False, False, True]
-    assert not question.any() and distractor.tolist() == [True, True, False]
+def test_segment_roles_priority():
+    roles = probes.segment_roles(_entry([1.0, 2.0, 3.0, 4.0], [3]))  # a fact in the question segment
+    assert roles["fact"].tolist() == [False, False, False, True]
+    assert roles["first"].tolist() == [True, False, False, False]
+    assert not roles["question"].any() and roles["distractor"].tolist() == [False, True, True, False]
+    assert probes.segment_roles(_entry([1.0, 2.0], [0]))["first"].sum() == 0  # a fact in segment 0 is a fact
+    assert sum(m.astype(int) for m in roles.values()).tolist() == [1, 1, 1, 1]  # one role each
 
 
 def test_head_choice_is_made_on_other_samples_than_it_is_measured_on():
@@ -551,7 +556,8 @@ def test_probe_cli_errors_are_clear_and_write_nothing(checkpoint, tmp_path, caps
 def test_change_by_role_pools_segments():
     roles = probes.change_by_role([_entry([0.5, 3.0, 0.2, 4.0, 10.0], [1, 3]), _entry([3.5, 1.0, 9.0], [0])])
     assert roles["fact"].tolist() == [3.0, 4.0, 3.5]
-    assert roles["distractor"].tolist() == [0.5, 0.2, 1.0]
+    assert roles["distractor"].tolist() == [0.2, 1.0]
+    assert roles["first"].tolist() == [0.5]
     assert roles["question"].tolist() == [10.0, 9.0]
 
 
