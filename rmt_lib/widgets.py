@@ -269,7 +269,7 @@ _SCRIPT = """
 """
 
 
-def static_scrubber_html(data: ScrubberData, *, segments: Sequence[int] | None = None, dpi: int = 60) -> str:
+def static_scrubber_html(data: ScrubberData, *, segments: Sequence[int] | None = None, dpi: int = 72) -> str:
     """The static scrubber as an HTML string (layout in the module docstring).
 
     `segments`: which frames to carry (default: `default_frames`). The element id is a hash of the
@@ -304,7 +304,7 @@ def static_scrubber_html(data: ScrubberData, *, segments: Sequence[int] | None =
     return f'<div class="rmt-scrubber" id="{uid}">{controls}{body}</div>{script}'
 
 
-def static_scrubber(data: ScrubberData, *, segments: Sequence[int] | None = None, dpi: int = 60):
+def static_scrubber(data: ScrubberData, *, segments: Sequence[int] | None = None, dpi: int = 72):
     """The static scrubber as an `IPython.display.HTML` object: displays in a notebook and keeps
     working in the offline HTML book (all frames inline, a few lines of plain JavaScript)."""
     from IPython.display import HTML
