@@ -32,7 +32,7 @@ def _chapter_pages() -> list:
     html = _book_html()
     if html is None:
         return [pytest.param(None, id="no-book", marks=pytest.mark.skip(reason=SKIP_REASON))]
-    toc = html.parents[1] / "_toc.yml"  # <book>/_build/html -> <book>/_toc.yml
+    toc = html.parent.parent / "_toc.yml"  # <book>/_build/html -> <book>/_toc.yml
     if not (html / "index.html").is_file() or not toc.is_file():
         return [pytest.param(None, id="missing-book")]  # the test fails with the explanation
     return [pytest.param(doc, id=doc) for doc in toc_documents(toc)]
@@ -43,8 +43,8 @@ def _require_book() -> Path:
     if html is None or not (html / "index.html").is_file():
         pytest.fail(f"{BOOK_ENV}={os.environ.get(BOOK_ENV)!r} holds no built book (no index.html); "
                     "build it with `python scripts/run_book.py --budget ci --output .cache/book-ci`")
-    if not (html.parents[1] / "_toc.yml").is_file():
-        pytest.fail(f"{html.parents[1] / '_toc.yml'} not found: {BOOK_ENV} must be <book>/_build/html")
+    if not (html.parent.parent / "_toc.yml").is_file():
+        pytest.fail(f"{html.parent.parent / '_toc.yml'} not found: {BOOK_ENV} must be <book>/_build/html")
     return html
 
 
@@ -67,5 +67,5 @@ def test_landing_page_opens_the_book(browser, screenshot_dir):
     html = _require_book()
     report = check_page(browser, (html / "index.html").as_uri(), screenshot_dir, name="index")
     assert not report.problems, "index.html:\n  " + "\n  ".join(report.problems)
-    first = toc_documents(html.parents[1] / "_toc.yml")[0]
+    first = toc_documents(html.parent.parent / "_toc.yml")[0]
     assert any(r.endswith(f"{first}.html") for r in report.requests), f"index.html did not open {first}.html"
