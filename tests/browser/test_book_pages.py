@@ -9,6 +9,7 @@ Screenshots land in .cache/screenshots/.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -53,6 +54,9 @@ def test_chapter_page(doc, browser, screenshot_dir):
     html = _require_book()
     page_file = html / f"{doc}.html"
     assert page_file.is_file(), f"chapter {doc} is in _toc.yml but {page_file} was not built"
+    # Also what is only fetched later (on a click, lazily): no script or stylesheet named by a remote URL.
+    remote = re.findall(r'<(?:script|link)\b[^>]*(?:src|href)="((?:https?:)?//[^"]+)"', page_file.read_text())
+    assert not remote, f"{doc}.html names remote scripts/stylesheets: {remote}"
     report = check_page(browser, page_file.as_uri(), screenshot_dir, name=doc.replace("/", "_"))
     assert not report.problems, f"{doc}.html:\n  " + "\n  ".join(report.problems)
     assert report.screenshot is not None and report.screenshot.stat().st_size > 0
