@@ -56,7 +56,7 @@ book: setup
 	@echo "Book built: $(abspath book/_build/html/index.html)"
 
 html: setup
-	$(PY) -m jupyter_book build -W -n --keep-going --builder html book/
+	$(VENV)/bin/jupyter-book build -W -n --keep-going --builder html book/
 	@echo "Book built: $(abspath book/_build/html/index.html)"
 
 clean:

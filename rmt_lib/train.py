@@ -95,6 +95,10 @@ PRESETS: dict[str, TrainConfig] = {
     # Minutes on 2 cores: the book's training chapter under CI.
     "ci": TrainConfig(stages=(Stage(1, 150), Stage(2, 60)), eval_every=30, eval_samples=128, checkpoint_every=30),
     # Seconds: tests.
+    # The no-memory baseline: the same backbone reading only the last segment. Cheap at any length,
+    # since it never sees more than one segment; trained on the lengths it is evaluated at.
+    "baseline": TrainConfig(model=RMTConfig(recurrent=False, num_memory_tokens=0),
+                            stages=(Stage(1, 800), Stage(32, 400)), eval_every=50),
     "tiny": TrainConfig(model=RMTConfig(hidden_size=32, num_layers=2, num_heads=2, num_memory_tokens=4),
                         stages=(Stage(1, 6, 8), Stage(2, 4, 8)), eval_every=3, eval_samples=16,
                         checkpoint_every=2, warmup_steps=2),
@@ -176,10 +180,10 @@ class Trainer:
         accuracy, done = None, False
         while st.step < stage.max_steps and not done:
             t0 = time.perf_counter()
-            loss, acc, tokens = self._train_step(stage)
+            loss, acc, tokens, n_segments = self._train_step(stage)
             st.step += 1
             st.tokens += tokens * self.world
-            record = dict(kind="train", stage=st.stage, n_segments=stage.n_segments, step=st.step,
+            record = dict(kind="train", stage=st.stage, n_segments=stage.n_segments, batch_segments=n_segments, step=st.step,
                           loss=round(loss, 5), accuracy=round(acc, 4), lr=self.optimizer.param_groups[0]["lr"],
                           tokens_per_s=round(tokens * self.world / (time.perf_counter() - t0)),
                           elapsed=round(time.perf_counter() - started, 1))
@@ -199,7 +203,7 @@ class Trainer:
         bar.close()
         self._finish_stage(stage, started)
 
-    def _train_step(self, stage: Stage) -> tuple[float, float, int]:
+    def _train_step(self, stage: Stage) -> tuple[float, float, int, int]:
         cfg, st = self.cfg, self.state
         rng = np.random.default_rng(_seed_for(cfg, _MIX, st.stage, st.step))
         n_segments = stage.n_segments
@@ -218,7 +222,7 @@ class Trainer:
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()
         acc = (out.logits.argmax(-1) == local.labels).float().mean().item()
-        return out.answer_loss.item(), acc, local.input_ids.numel()
+        return out.answer_loss.item(), acc, local.input_ids.numel(), n_segments
 
     def _finish_stage(self, stage: Stage, started: float) -> None:
         """Keep the stage's best weights, record it, and start the next stage from them."""
