@@ -63,9 +63,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not self.stages:
             raise ValueError("TrainConfig.stages is empty")
-        lengths = [s.n_segments for s in self.stages]
-        if lengths != sorted(lengths) or min(lengths) < 1:
-            raise ValueError(f"curriculum lengths must be positive and non-decreasing, got {lengths}")
+        if min(s.n_segments for s in self.stages) < 1:
+            raise ValueError(f"curriculum lengths must be positive, got {[s.n_segments for s in self.stages]}")
         if any(s.max_steps < 1 or s.batch_size < 1 for s in self.stages):
             raise ValueError("every stage needs max_steps >= 1 and batch_size >= 1")
         if not 0 < self.advance_accuracy <= 1 or not 0 <= self.mix_shorter < 1:
@@ -295,9 +294,11 @@ class Trainer:
         with safe_open(path, "pt") as f:
             meta = f.metadata()
         saved = TrainConfig.from_dict(json.loads(meta["train_config"]))
-        if saved != self.cfg:
+        # The same config, or the same config with stages appended (a finished curriculum extended):
+        # batches are seeded by (stage, step), so either way the run equals one made from scratch.
+        if dataclasses.replace(self.cfg, stages=self.cfg.stages[:len(saved.stages)]) != saved:
             raise ValueError(f"{path} was written by a run with another configuration; resume with the same "
-                             "--config, or train into a fresh --output folder")
+                             "--config (stages may be appended), or train into a fresh --output folder")
         tensors = load_file(path)
         load_model_tensors(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         self.best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}

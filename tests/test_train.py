@@ -34,8 +34,8 @@ def _config_file(tmp_path: Path, cfg: TrainConfig) -> Path:
 
 
 def test_train_config_validates():
-    with pytest.raises(ValueError, match="non-decreasing"):
-        TrainConfig(stages=(Stage(4, 10), Stage(2, 10)))
+    with pytest.raises(ValueError, match="positive"):
+        TrainConfig(stages=(Stage(0, 10),))
     with pytest.raises(ValueError, match="unknown TrainConfig field"):
         TrainConfig.from_dict({"learning_rate": 1e-3})
     assert TrainConfig.from_dict(TINY.to_dict()) == TINY
@@ -57,6 +57,18 @@ def test_curriculum_runs_every_stage_and_saves_a_loadable_model(tmp_path):
     assert {"loss", "accuracy", "tokens_per_s", "lr"} <= set(records[0])
     model = from_pretrained(tmp_path / "run" / "model")
     assert model.config == TINY.model
+
+
+def test_a_finished_run_extended_by_a_stage_equals_the_longer_run_from_scratch(tmp_path):
+    longer = dataclasses.replace(TINY, stages=TINY.stages + (Stage(1, 3, 8),))
+    train(TINY, tmp_path / "a", progress=False)
+    train(longer, tmp_path / "a", resume=True, progress=False)
+    train(longer, tmp_path / "b", progress=False)
+    a = load_file(tmp_path / "a" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "model" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="another configuration"):
+        train(dataclasses.replace(longer, lr=1e-2), tmp_path / "a", resume=True, progress=False)
 
 
 def test_refuses_to_overwrite_a_run_without_resume(tmp_path):
