@@ -97,12 +97,15 @@ class CostConfig:
     batch_size: int = 1  # inference inputs per call: one long document
     repeats: int = 3  # timed calls per inference point (fewer when one call takes longer than point_budget_s)
     point_budget_s: float = 20.0
+    thread_check: tuple[int, ...] = (1,)  # also time the streamed RMT at these thread counts ...
+    thread_check_segments: int = 256  # ... at this length (tiny per-segment matmuls may not gain from threads)
     train_variants: tuple[TrainVariant, ...] = DEFAULT_VARIANTS
     train_warmup_steps: int = 1  # untimed (they include torch.compile's compilation, reported apart)
     train_steps: int = 3
     matmul_size: int = 2048  # n of the n x n fp32 matmul that measures the machine's peak
     eval_tokens: int = 1_000_000  # the long sample through `python -m rmt_lib evaluate`
     eval_short_segments: int = 32
+    eval_long_threads: tuple[int, ...] = (1,)  # the long evaluate again at these thread counts (RMT_NUM_THREADS)
     child_timeout_s: float = 1800.0
     seed: int = 0
 
@@ -110,7 +113,7 @@ class CostConfig:
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
         for name in ("threads", "batch_size", "repeats", "train_steps", "matmul_size", "eval_tokens",
-                     "eval_short_segments"):
+                     "eval_short_segments", "thread_check_segments"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"CostConfig.{name} must be a positive int, got {getattr(self, name)!r}")
         for name in ("rmt_segments", "full_segments"):
@@ -120,6 +123,11 @@ class CostConfig:
             object.__setattr__(self, name, lengths)
         if self.train_warmup_steps < 0 or self.memory_cap_mb <= 0 or self.point_budget_s <= 0:
             raise ValueError("train_warmup_steps must be >= 0, memory_cap_mb and point_budget_s > 0")
+        for name in ("thread_check", "eval_long_threads"):
+            counts = tuple(getattr(self, name))
+            if any(not isinstance(k, int) or k < 1 for k in counts):
+                raise ValueError(f"CostConfig.{name} must hold thread counts >= 1, got {counts}")
+            object.__setattr__(self, name, counts)
         object.__setattr__(self, "train_variants", tuple(self.train_variants))
 
     @classmethod
@@ -128,7 +136,7 @@ class CostConfig:
         quick = dict(rmt_segments=(1, 32, 256), full_segments=(1, 8, 32), repeats=1, point_budget_s=5.0,
                      train_variants=(TrainVariant("quick (2 seg, batch 4)", n_segments=2, batch_size=4),),
                      train_warmup_steps=1, train_steps=1, matmul_size=256, eval_tokens=2048,
-                     eval_short_segments=8, child_timeout_s=300.0)
+                     eval_short_segments=8, eval_long_threads=(), thread_check=(), child_timeout_s=300.0)
         return cls(**(quick | changes))
 
 
@@ -283,21 +291,23 @@ def inference_point(spec: dict[str, Any]) -> dict[str, Any]:
 
     memory = _Memory(device)
     times: list[float] = []
+    cpu: list[float] = []  # process CPU seconds: near the wall time on an idle machine, far below it on a busy one
     with torch.no_grad():
         run(ids[:, :L])  # warm-up on one segment: first-call costs are not the input's
         memory.start()
         while len(times) < spec["repeats"] and (not times or sum(times) < spec["budget_s"]):
             _sync(device)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             run(ids)
             _sync(device)
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
     n_matmul = matmul_parameters(model)
     flops = (rmt_flops(cfg, n_matmul, spec["n_segments"], spec["batch_size"]) if spec["mode"] == "rmt"
              else full_attention_flops(cfg, n_matmul, n_tokens, spec["batch_size"]))
     time_s = statistics.median(times)
     return dict(mode=spec["mode"], n_segments=spec["n_segments"], n_tokens=n_tokens, batch_size=spec["batch_size"],
-                time_s=time_s, times_s=times, tokens_per_s=spec["batch_size"] * n_tokens / time_s,
+                threads=spec["threads"], time_s=time_s, times_s=times, cpu_s=cpu, tokens_per_s=spec["batch_size"] * n_tokens / time_s,
                 flops=flops, **memory.peak())
 
 
@@ -338,15 +348,18 @@ def train_point(spec: dict[str, Any]) -> dict[str, Any]:
         model.cell.compile(dynamic=False)  # every segment has one shape: one graph
     optimizer = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
 
+    cpu: list[float] = []
+
     def step(batch) -> float:
         _sync(device)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         optimizer.zero_grad(set_to_none=True)
         out = model(batch.input_ids, batch.attention_mask, labels=batch.labels, aux_labels=batch.aux_labels)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
         optimizer.step()
         _sync(device)
+        cpu.append(time.process_time() - c)
         return time.perf_counter() - t
 
     memory = _Memory(device)
@@ -358,7 +371,7 @@ def train_point(spec: dict[str, Any]) -> dict[str, Any]:
     step_s = statistics.median(times)
     return dict(name=spec["name"], n_segments=spec["n_segments"], batch_size=spec["batch_size"],
                 threads=spec["threads"], compile=spec["compile"], tokens_per_step=tokens, step_s=step_s,
-                steps_s=times, warmup_s=warmup, data_s_per_step=data_s, tokens_per_s=tokens / step_s,
+                steps_s=times, cpu_s=cpu[len(warmup):], warmup_s=warmup, data_s_per_step=data_s, tokens_per_s=tokens / step_s,
                 tokens_per_s_with_data=tokens / (step_s + data_s), flops_per_step=flops,
                 flops_per_s=flops / step_s, **memory.peak())
 
@@ -507,7 +520,10 @@ Echo = Callable[[str], None]
 
 
 def run_cost(config: CostConfig, *, progress: bool = True, echo: Echo | None = print) -> dict[str, Any]:
-    """Measure everything `config` asks for and return the results dict (see the module docstring)."""
+    """Measure everything `config` asks for and return the results dict (see the module docstring).
+
+    `echo` gets one readable line per measurement as it lands (None: silent); `progress` shows a tqdm bar.
+    """
     from tqdm.auto import tqdm
 
     from rmt_lib.model.config import RMTConfig
@@ -519,20 +535,23 @@ def run_cost(config: CostConfig, *, progress: bool = True, echo: Echo | None = p
     if config.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but CUDA is not available here; use --device cpu")
     model_config = RMTConfig.from_dict(json.loads((checkpoint / "config.json").read_text()))
-    say = echo or (lambda _: None)
-    total = (len(config.rmt_segments) + len(config.full_segments) + len(config.train_variants)
-             + len({v.threads or config.threads for v in config.train_variants}) + 2)
+    machine = describe_machine(config.device, config.threads)
+    total = (len(config.rmt_segments) + len(config.full_segments) + len(_other_threads(config.thread_check, config))
+             + len(config.train_variants) + len(_matmul_threads(config)) + 2
+             + len(_other_threads(config.eval_long_threads, config)))
     bar = tqdm(total=total, desc="cost", unit="point", disable=not progress)
-    write = bar.write if progress else say
-    out: dict[str, Any] = dict(schema=SCHEMA, config=_config_dict(config),
-                               machine=describe_machine(config.device, config.threads),
+    say: Echo = (bar.write if progress else echo) if echo else (lambda _: None)
+    load = (machine.get("load_average_1_5_15") or [0.0])[0]
+    if config.device == "cpu" and load > 0.5 * (machine["usable_cpus"] or 1):
+        say(f"warning: load average {load} on {machine['usable_cpus']} cores: other processes will inflate the timings")
+    out: dict[str, Any] = dict(schema=SCHEMA, config=_config_dict(config), machine=machine,
                                model=dict(checkpoint=str(checkpoint), config=model_config.to_dict()))
     started = time.perf_counter()
     common = dict(checkpoint=str(checkpoint), device=config.device, threads=config.threads, seed=config.seed)
     try:
-        out["inference"] = _inference(config, common, model_config.segment_size, bar, write if echo else (lambda _: None))
-        out["training"] = _training(config, common, bar, write if echo else (lambda _: None))
-        out["evaluate"] = _evaluate(config, checkpoint, bar, write if echo else (lambda _: None))
+        out["inference"] = _inference(config, common, model_config.segment_size, bar, say)
+        out["training"] = _training(config, common, bar, say)
+        out["evaluate"] = _evaluate(config, checkpoint, bar, say)
     finally:
         bar.close()
     out["wall_s"] = time.perf_counter() - started
@@ -540,8 +559,16 @@ def run_cost(config: CostConfig, *, progress: bool = True, echo: Echo | None = p
     out["targets"] = targets(out)
     for name, t in out["targets"].items():
         verdict = {True: "met", False: "NOT met", None: f"no verdict (measured at {t['sizes']})"}[t["met"]]
-        say(f"target {name}: {_fmt(t['value'])} (limit {t['limit']}) {verdict} - {t['what']}")
+        (echo or (lambda _: None))(f"target {name}: {_fmt(t['value'])} (limit {t['limit']}) {verdict} - {t['what']}")
     return out
+
+
+def _other_threads(counts: Sequence[int], config: CostConfig) -> list[int]:
+    return [k for k in counts if k != config.threads]
+
+
+def _matmul_threads(config: CostConfig) -> list[int]:
+    return sorted({v.threads or config.threads for v in config.train_variants})
 
 
 def _config_dict(config: CostConfig) -> dict[str, Any]:
@@ -554,48 +581,53 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.3g}"
 
 
-def _inference(config: CostConfig, common: dict, segment_size: int, bar, write: Echo) -> dict[str, Any]:
-    write(f"{'inference':<15}{'segments':>9}{'tokens':>10}{'time s':>10}{'tokens/s':>11}{'peak MB':>10}{'working MB':>12}")
-    result: dict[str, Any] = dict(rmt=[], full_attention=[], skipped=[], failed=[])
-    for mode, lengths in (("rmt", config.rmt_segments), ("full_attention", config.full_segments)):
-        last = None
-        for n in lengths:
-            bar.update()
-            n_tokens = n * segment_size
-            if mode == "full_attention" and last is not None:
-                predicted = predicted_peak_mb(last["baseline_mb"], (last["n_tokens"], last["working_mb"]), n_tokens)
-                if predicted > config.memory_cap_mb:
-                    result["skipped"].append(dict(mode=mode, n_segments=n, n_tokens=n_tokens, predicted_peak_mb=predicted,
-                                                  memory_cap_mb=config.memory_cap_mb))
-                    write(f"{mode:<15}{n:>9}{n_tokens:>10}  skipped: predicted peak {predicted:,.0f} MB > cap "
-                          f"{config.memory_cap_mb:,.0f} MB")
-                    continue
-            spec = dict(common, mode=mode, n_segments=n, batch_size=config.batch_size, repeats=config.repeats,
-                        budget_s=config.point_budget_s)
-            row = run_isolated(inference_point, spec, config.child_timeout_s)
-            if "error" in row:
-                result["failed"].append(dict(mode=mode, n_segments=n, n_tokens=n_tokens, error=row["error"]))
-                write(f"{mode:<15}{n:>9}{n_tokens:>10}  failed: {row['error']}")
-                if mode == "full_attention":
-                    break  # longer inputs need more
+def _inference(config: CostConfig, common: dict, segment_size: int, bar, say: Echo) -> dict[str, Any]:
+    say(f"{'inference':<15}{'threads':>8}{'segments':>9}{'tokens':>10}{'time s':>9}{'cpu s':>8}{'tokens/s':>10}"
+        f"{'peak MB':>9}{'working MB':>11}")
+    result: dict[str, Any] = dict(rmt=[], full_attention=[], rmt_threads=[], skipped=[], failed=[])
+    plan = [("rmt", n, config.threads) for n in config.rmt_segments]
+    plan += [("rmt", config.thread_check_segments, k) for k in _other_threads(config.thread_check, config)]
+    plan += [("full_attention", n, config.threads) for n in config.full_segments]
+    last = None  # the previous full-attention row: it bounds the next one's memory
+    for mode, n, threads in plan:
+        bar.update()
+        n_tokens = n * segment_size
+        head = f"{mode:<15}{threads:>8}{n:>9}{n_tokens:>10}"
+        if mode == "full_attention" and last is not None:
+            predicted = predicted_peak_mb(last["baseline_mb"], (last["n_tokens"], last["working_mb"]), n_tokens)
+            if predicted > config.memory_cap_mb:
+                result["skipped"].append(dict(mode=mode, n_segments=n, n_tokens=n_tokens, predicted_peak_mb=predicted,
+                                              memory_cap_mb=config.memory_cap_mb))
+                say(f"{head}  skipped: predicted peak {predicted:,.0f} MB > cap {config.memory_cap_mb:,.0f} MB")
                 continue
-            result[mode].append(row)
+        spec = dict(common, mode=mode, n_segments=n, threads=threads, batch_size=config.batch_size,
+                    repeats=config.repeats, budget_s=config.point_budget_s)
+        row = run_isolated(inference_point, spec, config.child_timeout_s)
+        if "error" in row:
+            result["failed"].append(dict(mode=mode, n_segments=n, n_tokens=n_tokens, threads=threads, error=row["error"]))
+            say(f"{head}  failed: {row['error']}")
+            if mode == "full_attention":
+                last = dict(baseline_mb=math.inf, n_tokens=n_tokens, working_mb=math.inf)  # longer ones need more
+            continue
+        key = "rmt_threads" if mode == "rmt" and threads != config.threads else mode
+        result[key].append(row)
+        if mode == "full_attention":
             last = row
-            write(f"{mode:<15}{n:>9}{n_tokens:>10}{row['time_s']:>10.3f}{row['tokens_per_s']:>11,.0f}"
-                  f"{row['peak_mb']:>10,.0f}{row['working_mb']:>12,.1f}")
+        say(f"{head}{row['time_s']:>9.3f}{statistics.median(row['cpu_s']):>8.3f}{row['tokens_per_s']:>10,.0f}"
+            f"{row['peak_mb']:>9,.0f}{row['working_mb']:>11,.1f}")
     return result
 
 
-def _training(config: CostConfig, common: dict, bar, write: Echo) -> dict[str, Any]:
+def _training(config: CostConfig, common: dict, bar, say: Echo) -> dict[str, Any]:
     peaks = {}
-    for threads in sorted({v.threads or config.threads for v in config.train_variants}):
+    for threads in _matmul_threads(config):
         bar.update()
         spec = dict(common, threads=threads, size=config.matmul_size, repeats=5)
         peaks[str(threads)] = run_isolated(matmul_point, spec, config.child_timeout_s)
         p = peaks[str(threads)]
-        write(f"matmul peak, {threads} thread(s): " + (p["error"] if "error" in p else
+        say(f"matmul peak, {threads} thread(s): " + (p["error"] if "error" in p else
               f"{p['peak_flops_per_s'] / 1e9:,.1f} GFLOP/s ({config.matmul_size}^2 fp32)"))
-    write(f"{'training':<28}{'tokens/s':>10}{'+data':>9}{'GFLOP/s':>9}{'MFU':>7}{'step s':>8}{'warmup s':>10}{'peak MB':>9}")
+    say(f"{'training':<28}{'tokens/s':>10}{'+data':>9}{'GFLOP/s':>9}{'MFU':>7}{'step s':>8}{'warmup s':>10}{'peak MB':>9}")
     runs = []
     for v in config.train_variants:
         bar.update()
@@ -605,12 +637,12 @@ def _training(config: CostConfig, common: dict, bar, write: Echo) -> dict[str, A
         row = run_isolated(train_point, spec, config.child_timeout_s)
         if "error" in row:
             runs.append(dict(name=v.name, error=row["error"]))
-            write(f"{v.name:<28}failed: {row['error']}")
+            say(f"{v.name:<28}failed: {row['error']}")
             continue
         peak = peaks[str(threads)].get("peak_flops_per_s")
         row["mfu"] = row["flops_per_s"] / peak if peak else None
         runs.append(row)
-        write(f"{v.name:<28}{row['tokens_per_s']:>10,.0f}{row['tokens_per_s_with_data']:>9,.0f}"
+        say(f"{v.name:<28}{row['tokens_per_s']:>10,.0f}{row['tokens_per_s_with_data']:>9,.0f}"
               f"{row['flops_per_s'] / 1e9:>9.2f}{_pct(row['mfu']):>7}{row['step_s']:>8.2f}"
               f"{sum(row['warmup_s']):>10.1f}{row['peak_mb']:>9,.0f}")
     return dict(matmul_peak=peaks, runs=runs, flops_counting=FLOPS_COUNTING)
@@ -625,16 +657,22 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
-def _evaluate(config: CostConfig, checkpoint: Path, bar, write: Echo) -> dict[str, Any]:
+def _evaluate(config: CostConfig, checkpoint: Path, bar, say: Echo) -> dict[str, Any]:
+    """The short and the long sample at the configured threads (the targets), the long one again at others."""
+    plan = [("short", dict(n_segments=config.eval_short_segments), config.threads),
+            ("long", dict(n_tokens=config.eval_tokens), config.threads)]
+    plan += [(f"long_{k}_threads", dict(n_tokens=config.eval_tokens), k)
+             for k in _other_threads(config.eval_long_threads, config)]
     rows = {}
     with tempfile.TemporaryDirectory(prefix="rmt-cost-") as tmp:
-        for name, kw in (("short", dict(n_segments=config.eval_short_segments)), ("long", dict(n_tokens=config.eval_tokens))):
+        for name, size, threads in plan:
             bar.update()
-            rows[name] = row = measure_evaluate(str(checkpoint), device=config.device, threads=config.threads,
-                                                seed=config.seed, workdir=tmp, **kw)
+            rows[name] = row = measure_evaluate(str(checkpoint), device=config.device, threads=threads,
+                                                seed=config.seed, workdir=tmp, **size)
+            row["threads"] = threads
             status = "ok" if row["returncode"] == 0 else f"exit {row['returncode']}: {row['stderr_tail'][-300:]}"
-            write(f"evaluate {name:<6}{row['n_tokens']:>10,} tokens  {row['wall_s']:>7.1f} s  peak RSS "
-                  f"{row['peak_rss_mb']:>7,.0f} MB  {status}")
+            say(f"evaluate {name:<16}{threads:>3} thr {row['n_tokens']:>10,} tokens {row['wall_s']:>7.1f} s  "
+                f"peak RSS {row['peak_rss_mb']:>6,.0f} MB  {status}")
     return rows
 
 
