@@ -1,0 +1,251 @@
+"""benchmarks/cost.py and rmt_lib.cost: the script runs and writes its schema; the pieces it rests on
+(FLOP counts, memory probes, the memory-cap bound, target verdicts, plots) say what they claim.
+Nothing here asserts a timing: timings belong to the committed results, not to tests."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from matplotlib.figure import Figure
+
+from rmt_lib import paths
+from rmt_lib.cost import (
+    SCHEMA,
+    CostConfig,
+    TrainVariant,
+    forward_flops,
+    full_attention_backbone,
+    load_results,
+    matmul_parameters,
+    predicted_peak_mb,
+    rmt_flops,
+    run_isolated,
+    run_measured,
+    targets,
+)
+from rmt_lib.model import RecurrentMemoryTransformer, RMTConfig, save_pretrained
+from rmt_lib.plots_cost import plot_evaluate, plot_length_scaling, plot_training_throughput
+
+SCRIPT = paths.REPO_ROOT / "benchmarks" / "cost.py"
+TINY = RMTConfig(hidden_size=16, num_layers=1, num_heads=2, num_memory_tokens=2)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    return save_pretrained(RecurrentMemoryTransformer(TINY), tmp_path_factory.mktemp("ckpt") / "model")
+
+
+# --- the script, end to end at toy sizes ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_quick_run_writes_every_section_of_the_schema(checkpoint, tmp_path):
+    out = tmp_path / "cost.json"
+    env = os.environ | {"RMT_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--checkpoint", str(checkpoint), "--output", str(out),
+                           "--no-progress"], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "inference" in proc.stdout and "target rmt_time_linear" in proc.stdout  # the readable table
+    results = load_results(out)  # checks the schema tag and the sections
+    quick = CostConfig.quick()
+    assert results["schema"] == SCHEMA
+    assert {"cpu", "logical_cpus", "torch", "torch_threads", "load_average_1_5_15"} <= set(results["machine"])
+    assert results["machine"]["torch_threads"] == 1
+    inference = results["inference"]
+    assert [r["n_segments"] for r in inference["rmt"]] == list(quick.rmt_segments)
+    measured_full = [r["n_segments"] for r in inference["full_attention"] + inference["skipped"]]
+    assert sorted(measured_full) == list(quick.full_segments)
+    for row in inference["rmt"] + inference["full_attention"]:
+        assert row["time_s"] > 0 and row["peak_mb"] >= row["baseline_mb"] > 0 and row["flops"] > 0
+        assert row["n_tokens"] == row["n_segments"] * TINY.segment_size
+        assert row["memory_kind"] == "rss"  # the high-water mark could be reset on this Linux
+    run = results["training"]["runs"][0]
+    assert "error" not in run and run["tokens_per_s"] > 0 and 0 < run["mfu"]
+    assert results["training"]["matmul_peak"]["1"]["peak_flops_per_s"] > 0
+    for name in ("short", "long"):
+        row = results["evaluate"][name]
+        assert row["returncode"] == 0 and row["wall_s"] > 0 and row["peak_rss_mb"] > 0
+        assert row["prediction"] in ("bathroom", "bedroom", "garden", "hallway", "kitchen", "office")
+    assert results["evaluate"]["long"]["n_tokens"] == quick.eval_tokens
+    t = results["targets"]
+    assert set(t) == {"rmt_memory_flat", "rmt_time_linear", "million_token_wall_s", "million_token_memory"}
+    assert t["rmt_time_linear"]["sizes"] == [256, 32] and t["rmt_time_linear"]["met"] in (True, False)
+    assert t["million_token_wall_s"]["met"] is None  # 2,048 tokens are not a million: no verdict
+    for fig in (plot_length_scaling(results), plot_training_throughput(results), plot_evaluate(results)):
+        assert isinstance(fig, Figure)
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("benchmarks_cost", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_script_refuses_a_missing_model_folder(script, tmp_path, capsys):
+    code = script.main(["--quick", "--checkpoint", str(tmp_path / "nope"), "--output", str(tmp_path / "c.json"),
+                        "--no-progress"])
+    assert code == 2 and "no model folder" in capsys.readouterr().err
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_max_segments_gives_powers_of_two_up_to_it(script):
+    config = script.config_from_args(script.parse_args(["--output", "x.json", "--max-segments", "100"]))
+    assert config.rmt_segments == (1, 2, 4, 8, 16, 32, 64) == config.full_segments
+    assert config.eval_tokens == 1_000_000 and config.memory_cap_mb == 8192
+
+
+# --- FLOPs ----------------------------------------------------------------------------------------------------
+
+
+def test_matmul_parameters_count_the_blocks_linear_weights():
+    model = RecurrentMemoryTransformer(RMTConfig())  # bloom: qkv 3D^2 + dense D^2 + MLP 8D^2 per layer
+    D, layers = model.config.hidden_size, model.config.num_layers
+    assert matmul_parameters(model) == 12 * D * D * layers
+
+
+def test_forward_flops_by_hand():
+    # 2 calls x 3 positions x batch 2, N = 10, 1 layer, D = 4: per position 2*10 + 4*1*4*3 = 68
+    assert forward_flops(10, 1, 4, 3, 2, 2) == 2 * 2 * 3 * 68
+
+
+def test_training_flops_are_three_forwards_with_full_bptt_and_fewer_when_truncated():
+    cfg = RMTConfig()
+    fwd = rmt_flops(cfg, 1000, 8, 2)
+    assert rmt_flops(cfg, 1000, 8, 2, training=True) == pytest.approx(3 * fwd)
+    # bptt_depth 2 of 8 segments: forward on all, backward (2x forward) on the last 2 only
+    assert rmt_flops(cfg.replace(bptt_depth=2), 1000, 8, 2, training=True) == pytest.approx(fwd * (1 + 2 * 2 / 8))
+
+
+def test_full_attention_backbone_is_the_rmt_backbone_under_alibi_and_widened_for_gpt2():
+    bloom = RecurrentMemoryTransformer(TINY)
+    assert full_attention_backbone(bloom, 10_000) is bloom.backbone
+    gpt2 = RecurrentMemoryTransformer(TINY.replace(backbone="gpt2"))
+    wide = full_attention_backbone(gpt2, 1000)
+    assert wide.config.n_positions == 1000
+    assert torch.equal(wide.transformer.h[0].attn.c_attn.weight, gpt2.backbone.transformer.h[0].attn.c_attn.weight)
+
+
+# --- memory --------------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(0, 1e3), st.floats(0, 1e3), st.floats(0, 1e3), st.integers(1, 10_000), st.integers(1, 64))
+def test_predicted_peak_bounds_any_memory_at_most_quadratic_in_length(a, b, c, tokens, factor):
+    working = lambda t: a + b * t + c * t * t  # noqa: E731
+    longer = tokens * factor
+    assert predicted_peak_mb(300.0, (tokens, working(tokens)), longer) >= 300.0 + working(longer) * (1 - 1e-9)
+
+
+def _allocate(spec: dict) -> dict:
+    """A measured process that holds `mb` megabytes at its peak, then frees them."""
+    from rmt_lib.cost import _Memory
+
+    memory = _Memory(torch.device("cpu"))
+    memory.start()
+    block = np.ones(spec["mb"] * 2**20, dtype=np.uint8)  # touched: resident
+    del block
+    return memory.peak()
+
+
+def _fail(spec: dict) -> dict:
+    raise ValueError("bad spec")
+
+
+@pytest.mark.slow  # a forkserver that imports torch: seconds
+def test_an_isolated_process_reports_its_own_peak():
+    small = run_isolated(_allocate, {"mb": 1}, timeout_s=120)
+    big = run_isolated(_allocate, {"mb": 200}, timeout_s=120)
+    assert big["working_mb"] == pytest.approx(200, abs=15)
+    assert small["working_mb"] < 15  # a fresh process: the earlier point's 200 MB are not in it
+
+
+@pytest.mark.slow
+def test_an_isolated_process_that_raises_is_an_error_row():
+    assert run_isolated(_fail, {}, timeout_s=120) == {"error": "ValueError: bad spec"}
+
+
+def test_run_measured_reads_the_childs_peak_rss_and_status():
+    code = "import numpy as np; b = np.ones(150 * 2**20, dtype=np.uint8); raise SystemExit(3)"
+    row = run_measured([sys.executable, "-c", code])
+    assert row["returncode"] == 3 and row["wall_s"] > 0
+    assert row["peak_rss_mb"] > 150
+
+
+# --- config, verdicts, reading ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [dict(rmt_segments=(4, 2)), dict(full_segments=(0, 1)), dict(threads=0),
+                                 dict(device="tpu"), dict(memory_cap_mb=0), dict(eval_long_threads=(0,))])
+def test_cost_config_refuses_nonsense(bad):
+    with pytest.raises(ValueError):
+        CostConfig(**bad)
+
+
+def test_train_variant_refuses_nonsense():
+    with pytest.raises(ValueError):
+        TrainVariant("x", batch_size=0)
+
+
+def _results(rmt_peaks: dict[int, float], rmt_times: dict[int, float], long_tokens=1_000_000, long_s=50.0,
+             long_mb=390.0, short_mb=370.0) -> dict:
+    def row(n, **kw):
+        return dict(n_segments=n, n_tokens=32 * n, **kw)
+
+    rmt = [row(n, peak_mb=rmt_peaks[n], working_mb=1.0, time_s=rmt_times[n]) for n in sorted(rmt_peaks)]
+    evaluate = dict(short=dict(n_tokens=1024, wall_s=5.0, peak_rss_mb=short_mb, returncode=0),
+                    long=dict(n_tokens=long_tokens, wall_s=long_s, peak_rss_mb=long_mb, returncode=0))
+    return dict(inference=dict(rmt=rmt), evaluate=evaluate)
+
+
+def test_targets_give_verdicts_at_their_sizes():
+    t = targets(_results({32: 300.0, 256: 301.0, 4096: 305.0}, {32: 1.0, 256: 8.5, 4096: 130.0}))
+    assert t["rmt_memory_flat"]["value"] == pytest.approx(305 / 300) and t["rmt_memory_flat"]["met"] is True
+    assert t["rmt_time_linear"]["value"] == pytest.approx(8.5) and t["rmt_time_linear"]["met"] is True
+    assert t["million_token_wall_s"]["met"] is True
+    assert t["million_token_memory"]["value"] == pytest.approx(390 / 370) and t["million_token_memory"]["met"] is True
+    slow = targets(_results({32: 300.0, 256: 301.0}, {32: 1.0, 256: 9.5}, long_s=61.0, long_mb=500.0))
+    assert slow["rmt_time_linear"]["met"] is False and slow["million_token_wall_s"]["met"] is False
+    assert slow["million_token_memory"]["met"] is False
+
+
+def test_targets_give_no_verdict_off_their_sizes():
+    t = targets(_results({1: 300.0, 32: 300.0, 64: 300.0}, {1: 0.1, 32: 1.0, 64: 2.0}, long_tokens=2048))
+    assert t["rmt_memory_flat"]["sizes"] == [64, 32] and t["rmt_memory_flat"]["met"] is None
+    assert t["rmt_time_linear"]["value"] == pytest.approx(2.0) and t["rmt_time_linear"]["met"] is None
+    assert t["million_token_wall_s"]["met"] is None
+
+
+def test_a_failed_evaluate_gives_no_value():
+    results = _results({32: 300.0}, {32: 1.0})
+    results["evaluate"]["long"]["returncode"] = 1
+    assert targets(results)["million_token_wall_s"]["value"] is None
+
+
+def test_load_results_says_what_is_wrong(tmp_path):
+    with pytest.raises(FileNotFoundError, match="benchmarks/cost.py"):
+        load_results(tmp_path / "none.json")
+    (tmp_path / "old.json").write_text(json.dumps({"schema": "rmt-cost/0"}))
+    with pytest.raises(ValueError, match="schema"):
+        load_results(tmp_path / "old.json")
+    (tmp_path / "half.json").write_text(json.dumps({"schema": SCHEMA, "machine": {}}))
+    with pytest.raises(ValueError, match="inference"):
+        load_results(tmp_path / "half.json")
+
+
+def test_plots_refuse_results_without_rows():
+    with pytest.raises(ValueError, match="RMT inference"):
+        plot_length_scaling({"inference": {"rmt": []}})
+    with pytest.raises(ValueError, match="training"):
+        plot_training_throughput({"training": {"runs": [{"name": "x", "error": "boom"}]}})
