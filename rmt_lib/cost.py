@@ -740,6 +740,23 @@ def load_results(path: str | Path | None = None) -> dict[str, Any]:
     return results
 
 
+def compile_breakeven(results: dict[str, Any]) -> dict[str, float] | None:
+    """What `torch.compile` buys in training: speed-up over the eager variant at the same shape and threads,
+    the compilation time (its warm-up steps less the eager ones) and the steps that repay it.
+    None when the run has no successful compiled variant with an eager twin."""
+    runs = [r for r in results["training"]["runs"] if "error" not in r]
+    for c in (r for r in runs if r["compile"]):
+        twin = next((r for r in runs if not r["compile"] and (r["n_segments"], r["batch_size"], r["threads"])
+                     == (c["n_segments"], c["batch_size"], c["threads"])), None)
+        if twin is None:
+            continue
+        compile_s = sum(c["warmup_s"]) - sum(twin["warmup_s"])
+        saved = twin["step_s"] - c["step_s"]
+        return dict(speedup=twin["step_s"] / c["step_s"], compile_s=compile_s,
+                    breakeven_steps=compile_s / saved if saved > 0 else math.inf)
+    return None
+
+
 def inference_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per length: RMT and full-attention time and memory side by side (None where not measured)."""
     inf = results["inference"]

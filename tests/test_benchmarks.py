@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from rmt_lib import paths
 from rmt_lib.cost import (
     SCHEMA,
+    compile_breakeven,
     CostConfig,
     TrainVariant,
     forward_flops,
@@ -249,3 +250,14 @@ def test_plots_refuse_results_without_rows():
         plot_length_scaling({"inference": {"rmt": []}})
     with pytest.raises(ValueError, match="training"):
         plot_training_throughput({"training": {"runs": [{"name": "x", "error": "boom"}]}})
+
+
+def test_compile_breakeven_pairs_the_compiled_run_with_its_eager_twin():
+    def run(name, compile, step_s, warmup_s, batch=32):
+        return dict(name=name, compile=compile, n_segments=32, batch_size=batch, threads=2, step_s=step_s,
+                    warmup_s=[warmup_s])
+
+    runs = [run("batch 8", False, 0.1, 0.2, batch=8), run("default", False, 2.0, 2.5), run("compiled", True, 1.0, 62.5)]
+    got = compile_breakeven({"training": {"runs": runs}})
+    assert got == pytest.approx(dict(speedup=2.0, compile_s=60.0, breakeven_steps=60.0))
+    assert compile_breakeven({"training": {"runs": runs[:2]}}) is None
