@@ -469,6 +469,42 @@ def estimate(summary: Mapping, *keys: str, digits: int = 3) -> float:
         raise ValueError(f"the summary has no {'/'.join(keys)}")
     return round(float(value["estimate"] if isinstance(value, Mapping) else value), digits)
 
+def sample_numbers(capture, *, write_head: tuple[int, int], read_head: tuple[int, int], fact: int = 0) -> dict:
+    """The numbers behind one displayed sample's panels (a `rmt_lib.probes.SampleCapture`), for the prose:
+
+    auc, ratio              its memory change, fact vs. distractor segments (NaN where undefined)
+    write_token_share       fact `fact`'s share of its segment's tokens (uniform attention)
+    write_share_mean/_chosen  write-memory attention on that fact's tokens: mean over layers and heads / `write_head`
+    read_baseline           memory share of the question rows under uniform causal attention
+    read_share_mean/_chosen   the question rows' attention on read memory: mean / `read_head`
+    answer_share_mean/_chosen the answer position's (last question row's) attention on read memory
+    """
+    from rmt_lib.probes import change_ratio
+
+    e = capture.entry
+    change = np.asarray(e["memory_change"], dtype=np.float64)
+    roles = segment_roles(e)
+    scored = roles["fact"] | roles["distractor"]
+    try:
+        auc = roc_auc(change[scored], roles["fact"][scored])
+        ratio = change_ratio(change, roles["fact"], roles["distractor"])
+    except ValueError:
+        auc = ratio = float("nan")
+    out = {"auc": float(auc), "ratio": float(ratio)}
+    writes = [w for w in e.get("write_attention") or () if w["fact"] == fact]
+    if writes:
+        share = np.asarray(writes[0]["share"], dtype=np.float64)
+        out.update(write_token_share=float(writes[0]["token_share"]), write_share_mean=float(share.mean()),
+                   write_share_chosen=float(share[write_head]))
+    if e.get("read_attention"):
+        share = np.asarray(e["read_attention"]["memory_share"], dtype=np.float64)
+        out.update(read_baseline=float(e["read_attention"]["memory_baseline"]), read_share_mean=float(share.mean()),
+                   read_share_chosen=float(share[read_head]),
+                   answer_share_mean=float(capture.read_map()[0][-1].sum()),
+                   answer_share_chosen=float(capture.read_map(*read_head)[0][-1].sum()))
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # Per-unit values behind the attention plots
 # ----------------------------------------------------------------------------------------------
@@ -534,6 +570,10 @@ class FailureReport:
         names = ("the other actor's location", "the asked actor's earlier location", "a location in no fact")
         return {k: sum(o.kind == k for o in self.wrong) for k in names}
 
+    def first_wrong(self) -> SampleOutcome | None:
+        """The first wrong answer in sample order (no choosing), or None when every answer is right."""
+        return self.wrong[0] if self.wrong else None
+
     def accuracy_given_detection(self) -> dict[str, Mapping | None]:
         """Answer accuracy (mean, bootstrap 95% interval) where the memory did / did not single out the
         fact segments; None for a group with no samples."""
@@ -593,6 +633,25 @@ def failure_cases(held: HeldOutProbe) -> FailureReport:
             segments_to_question=int(entry["question_segment"]) - max(int(s) for s in entry["fact_segments"]),
             facts_detected=detected, sample_auc=float(auc)))
     return FailureReport(held.n_segments, tuple(outcomes))
+
+
+def describe_outcome(held: HeldOutProbe, outcome: SampleOutcome) -> str:
+    """A few lines on one sample: its facts and where they were, the question, the answer, and where its
+    memory changed most (segment 0 and the question segment left out)."""
+    sample, entry = held.samples[outcome.index], held.entries[outcome.index]
+    change = np.asarray(entry["memory_change"], dtype=np.float64)
+    roles = segment_roles(entry)
+    candidates = np.flatnonzero(roles["fact"] | roles["distractor"])
+    top = candidates[np.argsort(-change[candidates], kind="stable")[:3]]
+    lines = [f"sample {outcome.index} of {len(held.samples)} ({held.n_segments} segments)"]
+    lines += [f"  fact {k} in segment {s}: {f}" for k, (f, s) in enumerate(zip(sample.facts, entry["fact_segments"]), 1)]
+    lines.append(f"  question in segment {entry['question_segment']}: {sample.question}")
+    lines.append(f"  target {outcome.target!r}, answer {outcome.prediction!r} "
+                 f"({'right' if outcome.correct else 'wrong: ' + outcome.kind})")
+    lines.append("  largest memory changes: " + ", ".join(f"segment {s} ({change[s]:.2f})" for s in top))
+    lines.append(f"  memory singled out both fact segments: {'yes' if outcome.facts_detected else 'no'}; "
+                 f"ROC-AUC within the sample {outcome.sample_auc:.3f}")
+    return "\n".join(lines)
 
 
 def _wrong_kind(prediction: str, target: str, sample, parse_fact, parse_question) -> WrongKind:

@@ -60,7 +60,9 @@ def plot_change_raster(entries: Sequence[Mapping], *, title: str | None = None) 
                       aspect="auto", interpolation="nearest")
     fig.colorbar(image, ax=ax, label="memory change ‖m_t − m_{t−1}‖ (log)")
     rows = [(r, s) for r, i in enumerate(order) for s in entries[i]["fact_segments"]]
-    size = 14 if S <= 64 else 5  # hollow markers: the cell under each stays visible
+    height_in = fig.get_size_inches()[1] - 1.4  # roughly the image's share of the figure
+    cell = min(72.0 * height_in / n, 72.0 * 6.0 / S)  # points per cell, the smaller side
+    size = float(np.clip((0.9 * cell) ** 2, 2.0, 16.0))  # hollow markers no bigger than a cell
     ax.scatter([s for _, s in rows], [r for r, _ in rows], s=size, facecolors="none", edgecolors=FACT_COLOUR,
                linewidths=0.7, label="fact segment")
     questions = [(r, entries[i]["question_segment"]) for r, i in enumerate(order)]
@@ -75,7 +77,7 @@ def plot_change_raster(entries: Sequence[Mapping], *, title: str | None = None) 
 
 def plot_distance_gallery(entries: Sequence[Mapping], *, n: int = 6, ncols: int = 3, title: str | None = None) -> Figure:
     """The distance matrices of the FIRST `n` entries (no choosing), in the paper's colours (red =
-    similar, blue = distant; each its own scale), fact segments marked on the diagonal in red."""
+    similar, blue = distant; each its own scale), the states after fact segments marked "F" on both axes."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     shown = list(entries[:n])
@@ -89,9 +91,12 @@ def plot_distance_gallery(entries: Sequence[Mapping], *, n: int = 6, ncols: int 
         d = np.asarray(e["distance_matrix"], dtype=np.float64)
         ax.imshow(d, cmap=DISTANCE_CMAP, vmin=0.0, vmax=float(d.max()) or 1.0, interpolation="nearest")
         facts = sorted(set(int(s) + 1 for s in e["fact_segments"]))  # state index after the fact segment
-        ax.scatter(facts, facts, s=25, facecolors="none", edgecolors=FACT_COLOUR, linewidths=1.5)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        for axis, setter in ((ax.xaxis, ax.set_xticks), (ax.yaxis, ax.set_yticks)):
+            setter(facts, ["F"] * len(facts))  # the fact states marked on both axes, as in panel (a)
+            for label in axis.get_ticklabels():
+                label.set_color(FACT_COLOUR)
+                label.set_fontweight("bold")
+        ax.tick_params(length=3, labelsize=7, color=FACT_COLOUR)
         verdict = "right" if e.get("correct") else "wrong"
         ax.set_title(f"sample {k}: facts in {', '.join(str(f - 1) for f in facts)}; {verdict}", fontsize=8)
     fig.suptitle(title or f"Distances between memory states, first {len(shown)} held-out samples "

@@ -303,3 +303,34 @@ def test_generated_samples_used_by_the_cache_are_the_probe_generated_ones(model,
     direct = probes.probe_generated(model, tokenizer, n_segments=4, n_samples=6, seed=analysis.MEASURE_SEED,
                                     background=background, progress=False)
     assert direct["summary"] == held.summary
+
+
+def test_describe_outcome_and_first_wrong():
+    facts = ("Mary went to the kitchen.", "John moved to the garden.")
+    samples = (_sample(facts, "Where is Mary?", "kitchen"), _sample(facts, "Where is Mary?", "kitchen"))
+    entries = [_entry([9, 0.1, 5.0, 0.2, 4.0, 1], [2, 4], "kitchen", "kitchen"),
+               _entry([9, 0.1, 5.0, 0.2, 0.1, 1], [2, 4], "garden", "kitchen")]
+    held = HeldOutProbe(6, 0, samples, {"samples": entries, "summary": {}})
+    report = analysis.failure_cases(held)
+    wrong = report.first_wrong()
+    assert wrong.index == 1
+    text = analysis.describe_outcome(held, wrong)
+    assert "fact 2 in segment 4: John moved to the garden." in text
+    assert "answer 'garden' (wrong: the other actor's location)" in text
+    assert "largest memory changes: segment 2 (5.00), segment 3 (0.20), segment 1 (0.10)" in text
+    assert analysis.failure_cases(HeldOutProbe(6, 0, samples[:1], {"samples": entries[:1], "summary": {}})).first_wrong() is None
+
+
+def test_sample_numbers_of_a_capture(model, tokenizer, background):
+    sample = generate_samples("qa1", n_samples=1, n_segments=4, n_facts=2, split="test", background=background,
+                              seed=0, segment_size=SEGMENT, tokenizer=tokenizer)[0]
+    capture = probes.capture_sample(model, tokenizer, sample)
+    numbers = analysis.sample_numbers(capture, write_head=(1, 0), read_head=(0, 1))
+    w = capture.entry["write_attention"][0]
+    assert numbers["write_share_chosen"] == pytest.approx(w["share"][1, 0])
+    assert numbers["write_share_mean"] == pytest.approx(w["share"].mean())
+    assert numbers["write_token_share"] == w["token_share"]
+    r = capture.entry["read_attention"]["memory_share"]
+    assert numbers["read_share_chosen"] == pytest.approx(r[0, 1])
+    assert 0.0 <= numbers["answer_share_mean"] <= 1.0 and 0.0 <= numbers["answer_share_chosen"] <= 1.0
+    assert set(numbers) >= {"auc", "ratio", "read_baseline"}

@@ -52,6 +52,7 @@ def test_distance_gallery_shows_the_first_n_in_order():
     fig = plots_probes.plot_distance_gallery(entries, n=4, ncols=3)
     shown = [ax for ax in fig.axes if ax.images]
     assert len(shown) == 4 and [ax.get_title().split(":")[0] for ax in shown] == [f"sample {k}" for k in range(4)]
+    assert [int(t) for t in shown[0].get_xticks()] == sorted(s + 1 for s in entries[0]["fact_segments"])
     np.testing.assert_array_equal(shown[1].images[0].get_array(), entries[1]["distance_matrix"])
     with pytest.raises(ValueError, match="n must be"):
         plots_probes.plot_distance_gallery(entries, n=0)
