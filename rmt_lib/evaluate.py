@@ -1,9 +1,7 @@
 """Accuracy of a trained RMT on BABILong QA1 samples, overall and per length, with 95% Wilson intervals."""
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +13,7 @@ from tqdm.auto import tqdm
 from rmt_lib.batch import batches_by_length, facts_that_fit
 from rmt_lib.data import LOCATIONS, Sample, encode_sample, generate_samples
 from rmt_lib.data.grammar import QA1_FACT_COUNTS, parse_question
+from rmt_lib.files import write_json_atomic
 from rmt_lib.model import RecurrentMemoryTransformer
 
 Z95 = 1.959963984540054
@@ -42,7 +41,7 @@ def encode_all(samples: Sequence[Sample], tokenizer, segment_size: int):
     return encoded
 
 
-@torch.no_grad()
+@torch.inference_mode()  # cheaper than no_grad: no version counters on a long stream
 def evaluate(model: RecurrentMemoryTransformer, tokenizer, samples: Sequence[Sample], *, batch_size: int = 32,
              progress: bool = True) -> dict[str, Any]:
     """Predict every sample (batched by length, streamed segment by segment) and score the predictions.
@@ -106,9 +105,4 @@ def generate_eval_samples(lengths: Sequence[int], n_samples: int | Sequence[int]
 
 def write_json(result: dict[str, Any], path: str | Path) -> Path:
     """Write atomically: a reader never sees half a file, and a failed run leaves none."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(path, result)

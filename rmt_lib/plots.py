@@ -521,29 +521,19 @@ def save_figure(fig: Figure, stem, formats: Sequence[str] = ("png", "svg"), *, d
 
     Reproducible bytes: no creation date in the SVG/PDF metadata, a fixed SVG hash salt.
     """
-    import os
-    import tempfile
     from pathlib import Path
 
     import matplotlib
+
+    from rmt_lib.files import atomic_path
 
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt in formats:
         path = stem.with_name(f"{stem.name}.{fmt}")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{fmt}", dir=path.parent)
-        os.close(fd)
         metadata = {"Software": None} if fmt == "png" else {"Date": None}
-        try:
-            with matplotlib.rc_context({"svg.hashsalt": "rmt-lib"}):
-                fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, matplotlib.rc_context({"svg.hashsalt": "rmt-lib"}):
+            fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata)
         written.append(path)
     return written

@@ -31,6 +31,8 @@ from typing import Literal
 
 import numpy as np
 
+from rmt_lib.files import to_plain
+
 # ----------------------------------------------------------------------------------------------
 # Memory states: distances and per-segment change
 # ----------------------------------------------------------------------------------------------
@@ -795,16 +797,7 @@ def _round_list(values: np.ndarray) -> list:
     return [_round_list(row) for row in a]
 
 
-def _jsonable(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.floating, np.integer, np.bool_)):
-        return value.item()
-    if isinstance(value, Mapping):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
+_jsonable = to_plain
 
 
 def to_json(result: Mapping) -> dict:
@@ -821,27 +814,9 @@ def to_json(result: Mapping) -> dict:
 
 def write_probe_json(result: Mapping, path) -> "Path":
     """Write `to_json(result)` to `path` atomically (a temporary file in the same folder, then rename)."""
-    import json
-    import os
-    import tempfile
-    from pathlib import Path
+    from rmt_lib.files import write_json_atomic
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = to_json(result)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, allow_nan=False, separators=(",", ":"))
-            f.write("\n")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_json_atomic(path, to_json(result), indent=None)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -2,38 +2,22 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from rmt_lib.data.samples import Sample
+from rmt_lib.files import atomic_path
 
 _BABI_LINE = re.compile(r"(\d+) (.*)")
 
 
 def write_jsonl(samples: Iterable[Sample], path: str | Path) -> Path:
     """One JSON object per line (BABILong layout + extras), written atomically: temp file, then os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            for sample in samples:
-                f.write(json.dumps(sample.to_dict(), ensure_ascii=False) + "\n")
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        for sample in samples:
+            f.write(json.dumps(sample.to_dict(), ensure_ascii=False) + "\n")
+    return Path(path)
 
 
 def read_jsonl(path: str | Path) -> list[Sample]:
