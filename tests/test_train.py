@@ -47,6 +47,7 @@ def test_lr_warms_up_then_decays():
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
     assert lrs[-1] == pytest.approx(0.1, abs=0.01)
+    assert lr_at(cfg, 50, 100, peak=0.5) == pytest.approx(lr_at(cfg, 50, 100) * 0.5)  # a stage's own peak
 
 
 def test_curriculum_runs_every_stage_and_saves_a_loadable_model(tmp_path):
