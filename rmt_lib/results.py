@@ -916,6 +916,21 @@ def describe_at(curve: AccuracyCurve | Missing, n_segments: int) -> str:
     return f"{r.accuracy:.3f} [{r.low:.3f}, {r.high:.3f}] over {r.total:,} samples"
 
 
+def evaluation_summary(rmt: AccuracyCurve | Missing, baseline: AccuracyCurve | Missing,
+                       lengths: Sequence[int] = (32, 256, 1024, 4096)) -> str:
+    """A sentence for the prose (glued as Markdown): the RMT's accuracy at `lengths`, the baseline's at the
+    first of them; or a note that the RMT's result is not there yet."""
+    if isinstance(rmt, Missing):
+        return (f"The committed full evaluation of the RMT (`{rmt.path}`) is not there yet, so this section shows "
+                "the notes above instead of numbers.")
+    first, *rest = lengths
+    text = (f"In the full measurement the RMT's accuracy at {first:,} segments is {describe_at(rmt, first)} "
+            f"(the baseline's: {describe_at(baseline, first)})")
+    for n in rest:
+        text += f"; at {n:,} segments it is {describe_at(rmt, n)}"
+    return text + "."
+
+
 def live_accuracy(model, tokenizer, samples: Sequence[Sample], *, label: str, source: str,
                   batch_size: int = 32) -> AccuracyCurve | Missing:
     """Evaluate `model` on `samples` now (`rmt_lib.evaluate.evaluate`) and return its accuracy curve;

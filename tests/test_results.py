@@ -348,3 +348,12 @@ def test_babi_stats_reads_the_real_files_where_present():
 def test_missing_note_carries_no_absolute_path(tmp_path):
     note = results.babi_stats(tmp_path)
     assert str(tmp_path) not in note._repr_markdown_()
+
+
+def test_evaluation_summary_quotes_each_length_or_says_what_is_missing():
+    rmt = results.accuracy_curve(_evaluation({32: (9, 10), 256: (7, 10)}), label="RMT", source="x")
+    note = results.Missing("the baseline's evaluation", "data/results/evaluation_baseline.json", "evaluate")
+    text = results.evaluation_summary(rmt, note, lengths=(32, 256, 4096))
+    assert "32 segments is 0.900 [" in text and "256 segments it is 0.700 [" in text
+    assert "not measured at 4,096 segments" in text and "the baseline's: not measured" in text
+    assert "not there yet" in results.evaluation_summary(note, rmt)
