@@ -671,9 +671,16 @@ class CurriculumTable:
 
     def _repr_markdown_(self) -> str:
         L = self.config.model.segment_size
-        rows = [(k + 1, s.n_segments, f"{s.n_segments * L:,}", f"{s.max_steps:,}", s.batch_size)
-                for k, s in enumerate(self.config.stages)]
-        return _md_table(["stage", "segments", "tokens per sample", "at most steps", "batch size"], rows)
+        rows = [(k + 1, s.n_segments, f"{s.n_segments * L:,}", f"{s.max_steps:,}", s.batch_size,
+                 f"{_stage_lr(self.config, s):.1e}") for k, s in enumerate(self.config.stages)]
+        return _md_table(["stage", "segments", "tokens per sample", "at most steps", "batch size", "peak learning rate"],
+                         rows)
+
+
+def _stage_lr(config, stage) -> float:
+    """A stage's peak learning rate: its own where it sets one, else the config's."""
+    own = getattr(stage, "lr", None)
+    return float(own if own is not None else config.lr)
 
 
 def curriculum_table(config, name: str) -> CurriculumTable:
@@ -685,7 +692,7 @@ def curriculum_table(config, name: str) -> CurriculumTable:
 
 def read_training_log(path: str | Path) -> TrainingLog:
     """A `rmt_lib.train` metrics.jsonl, grouped by curriculum stage. A stage without its closing record
-    (a run still going, or stopped) is kept and marked unfinished."""
+    (a run still going, or stopped) is kept and marked unfinished; records of other kinds are skipped."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no training log at {_relative(path)}; `python -m rmt_lib train` writes one")
@@ -696,7 +703,7 @@ def read_training_log(path: str | Path) -> TrainingLog:
         try:
             record = json.loads(line)
             if record["kind"] not in ("train", "stage"):
-                raise KeyError("kind")
+                continue  # a kind of record this reader does not plot (a later version's addition)
             int(record["stage"]), int(record["n_segments"]), float(record["elapsed"])
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{_relative(path)}:{number}: not a training-log record ({type(err).__name__}: {err})") from None

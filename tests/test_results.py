@@ -94,6 +94,8 @@ def test_a_malformed_log_line_is_named(tmp_path):
     path.write_text(json.dumps({"kind": "train", "stage": 0}) + "\n")
     with pytest.raises(ValueError, match=r":1: not a training-log record"):
         results.read_training_log(path)
+    path.write_text(json.dumps({"kind": "note", "text": "resumed"}) + "\n" + json.dumps(_train(0, 1, 1, 1.0, 1.0)) + "\n")
+    assert results.read_training_log(path).total_steps == 1  # other kinds of record are skipped
 
 
 def test_an_absent_training_log_is_a_missing_note_not_a_crash(tmp_path):
@@ -118,6 +120,9 @@ def test_curriculum_table_lists_every_stage():
     table = results.curriculum_table(PRESETS["default"], "default")._repr_markdown_()
     assert table.count("\n") == 1 + len(PRESETS["default"].stages)
     assert "| 6 | 32 | 1,024 |" in table
+    cfg = PRESETS["default"]
+    for stage in cfg.stages:  # each stage's own peak learning rate, or the config's
+        assert f"{stage.lr if stage.lr is not None else cfg.lr:.1e}" in table
 
 
 # ---------------------------------------------------------------------------------------- evaluation
