@@ -22,23 +22,57 @@ def write_jsonl(samples: Iterable[Sample], path: str | Path) -> Path:
 
 def read_jsonl(path: str | Path) -> list[Sample]:
     """Samples from BABILong JSONL (one object per line) or JSON (a list of objects, or an object whose values
-    are such lists). Needs `input`, `question`, `target`; our extras are read when present, others ignored."""
+    are such lists). Needs `input`, `question`, `target`; our extras are read when present, others ignored.
+
+    JSONL is read line by line (a million-token sample is parsed once, not held as file text + document +
+    lines); the file is parsed as one JSON document only where it can be one: a first line that is not JSON
+    (a document spread over lines), or a single line holding a list or an object without `input`.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such samples file: {path}")
-    text = path.read_text(encoding="utf-8")
-    whole = _whole_json(text)
-    if isinstance(whole, list) or (isinstance(whole, dict) and "input" not in whole):
-        return _read_json(path, whole)
-    samples = []
-    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines(): U+2028 etc. are text
-        if not line.strip():
-            continue
-        try:
-            samples.append(Sample.from_dict(json.loads(line)))
-        except (json.JSONDecodeError, ValueError, TypeError, AttributeError) as err:
-            raise ValueError(f"{path}:{number}: not a BABILong sample: {err}") from None
-    return samples
+    samples: list[Sample] = []
+    single: tuple[int, object] | None = None  # the first line, when it would be a whole JSON document alone
+    with path.open(encoding="utf-8") as f:  # universal newlines, as read_text; lines end at "\n" only
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            if single is not None:  # a second line, so the first was a JSONL line: one that is no sample
+                _line_sample(path, *single)  # raises, naming it
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                if not samples:  # the first line: maybe a JSON document spread over lines
+                    whole = _whole_json(path.read_text(encoding="utf-8"))
+                    if _is_document(whole):
+                        return _read_json(path, whole)
+                raise ValueError(f"{path}:{number}: not a BABILong sample: {_json_error(line)}") from None
+            if not samples and single is None and _is_document(row):
+                single = (number, row)
+                continue
+            samples.append(_line_sample(path, number, row))
+    return _read_json(path, single[1]) if single is not None else samples
+
+
+def _is_document(data) -> bool:
+    """A JSON document of samples rather than one sample: a list, or an object without `input`."""
+    return isinstance(data, list) or (isinstance(data, dict) and "input" not in data)
+
+
+def _json_error(line: str) -> json.JSONDecodeError | None:
+    """The error of `line` without its newline, whose position (line 1, column ...) names the spot in the line."""
+    try:
+        json.loads(line.removesuffix("\n"))
+    except json.JSONDecodeError as err:
+        return err
+    return None
+
+
+def _line_sample(path: Path, number: int, row) -> Sample:
+    try:
+        return Sample.from_dict(row)
+    except (ValueError, TypeError, AttributeError) as err:
+        raise ValueError(f"{path}:{number}: not a BABILong sample: {err}") from None
 
 
 def _whole_json(text: str):

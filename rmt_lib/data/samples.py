@@ -494,18 +494,11 @@ def encode_sample(sample: Sample, tokenizer: Tokenizer | None = None, segment_si
     ):
         input_ids, char_starts = cache.input_ids, cache.char_starts
     else:
-        input_ids, offsets = tokenizer.encode_with_offsets(sample.input)
-        char_starts = offsets[:, 0]
+        input_ids, char_starts = tokenizer.encode_with_starts(sample.input)  # token ends are not needed
     q_ids = np.asarray(tokenizer.encode(" " + sample.question), dtype=np.int64)
     n, total = len(input_ids), len(input_ids) + len(q_ids)
     n_segments = max(1, math.ceil(total / segment_size))
     pad = n_segments * segment_size - total
-
-    ids = np.full(n_segments * segment_size, tokenizer.pad_id, dtype=np.int64)  # (T,)
-    ids[pad : pad + n] = input_ids
-    ids[pad + n :] = q_ids
-    mask = np.zeros(n_segments * segment_size, dtype=bool)  # (T,)
-    mask[pad:] = True
 
     # Segment k holds input tokens [k*S - pad, (k+1)*S - pad); its text starts where its first token does.
     first = np.clip(np.arange(n_segments + 1) * segment_size - pad, 0, n)  # (n_segments + 1,)
@@ -513,7 +506,8 @@ def encode_sample(sample: Sample, tokenizer: Tokenizer | None = None, segment_si
     inside = first < n
     bounds[inside] = char_starts[first[inside]]
     bounds[0] = 0
-    segment_char_spans = tuple((int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]))
+    bounds = bounds.tolist()
+    segment_char_spans = tuple(zip(bounds[:-1], bounds[1:]))
 
     spans = sample.fact_char_spans or tuple(find_facts(sample.input))
     fact_token_spans = []
@@ -521,6 +515,13 @@ def encode_sample(sample: Sample, tokenizer: Tokenizer | None = None, segment_si
         t0 = max(int(np.searchsorted(char_starts, c0, side="right")) - 1, 0)
         t1 = int(np.searchsorted(char_starts, c1, side="left"))
         fact_token_spans.append((pad + t0, pad + t1))
+    del char_starts  # spans first, then the (T,) arrays: a long input's starts are gone before its ids are widened
+
+    ids = np.full(n_segments * segment_size, tokenizer.pad_id, dtype=np.int64)  # (T,)
+    ids[pad : pad + n] = input_ids
+    ids[pad + n :] = q_ids
+    mask = np.zeros(n_segments * segment_size, dtype=bool)  # (T,)
+    mask[pad:] = True
     return EncodedSample(
         input_ids=ids,
         attention_mask=mask,
