@@ -475,6 +475,9 @@ def sample_numbers(capture, *, write_head: tuple[int, int], read_head: tuple[int
     auc, ratio              its memory change, fact vs. distractor segments (NaN where undefined)
     write_token_share       fact `fact`'s share of its segment's tokens (uniform attention)
     write_share_mean/_chosen  write-memory attention on that fact's tokens: mean over layers and heads / `write_head`
+    write_top_token(_chosen), write_top_in_fact(_chosen)  the segment token with the most write attention
+                            (summed over the write queries; mean over heads / `write_head`) and whether
+                            it is one of the fact's tokens
     read_baseline           memory share of the question rows under uniform causal attention
     read_share_mean/_chosen   the question rows' attention on read memory: mean / `read_head`
     answer_share_mean/_chosen the answer position's (last question row's) attention on read memory
@@ -496,6 +499,11 @@ def sample_numbers(capture, *, write_head: tuple[int, int], read_head: tuple[int
         share = np.asarray(writes[0]["share"], dtype=np.float64)
         out.update(write_token_share=float(writes[0]["token_share"]), write_share_mean=float(share.mean()),
                    write_share_chosen=float(share[write_head]))
+        for suffix, head in (("", (None, None)), ("_chosen", write_head)):
+            weights, tokens, mask = capture.write_map(fact, *head)  # (M, L), (L,), (L,)
+            top = int(np.argmax(weights.sum(axis=0)))
+            out[f"write_top_token{suffix}"] = tokens[top]
+            out[f"write_top_in_fact{suffix}"] = bool(mask[top])
     if e.get("read_attention"):
         share = np.asarray(e["read_attention"]["memory_share"], dtype=np.float64)
         out.update(read_baseline=float(e["read_attention"]["memory_baseline"]), read_share_mean=float(share.mean()),

@@ -58,11 +58,11 @@ def plot_change_raster(entries: Sequence[Mapping], *, title: str | None = None) 
     ax = axes[0, 0]
     image = ax.imshow(np.clip(change, lo, None), cmap="magma", norm=LogNorm(lo, max(hi, lo * 1.0001)),
                       aspect="auto", interpolation="nearest")
-    fig.colorbar(image, ax=ax, label="memory change ‖m_t − m_{t−1}‖ (log)")
+    fig.colorbar(image, ax=ax, label="memory change of the segment (log scale)")
     rows = [(r, s) for r, i in enumerate(order) for s in entries[i]["fact_segments"]]
     height_in = fig.get_size_inches()[1] - 1.4  # roughly the image's share of the figure
     cell = min(72.0 * height_in / n, 72.0 * 6.0 / S)  # points per cell, the smaller side
-    size = float(np.clip((0.9 * cell) ** 2, 2.0, 16.0))  # hollow markers no bigger than a cell
+    size = float(np.clip((0.9 * cell) ** 2, 6.0, 16.0))  # hollow markers about a cell wide, yet visible
     ax.scatter([s for _, s in rows], [r for r, _ in rows], s=size, facecolors="none", edgecolors=FACT_COLOUR,
                linewidths=0.7, label="fact segment")
     questions = [(r, entries[i]["question_segment"]) for r, i in enumerate(order)]

@@ -334,3 +334,7 @@ def test_sample_numbers_of_a_capture(model, tokenizer, background):
     assert numbers["read_share_chosen"] == pytest.approx(r[0, 1])
     assert 0.0 <= numbers["answer_share_mean"] <= 1.0 and 0.0 <= numbers["answer_share_chosen"] <= 1.0
     assert set(numbers) >= {"auc", "ratio", "read_baseline"}
+    weights, tokens, mask = capture.write_map(0, 1, 0)
+    top = int(np.argmax(weights.sum(axis=0)))
+    assert numbers["write_top_token_chosen"] == tokens[top] and numbers["write_top_in_fact_chosen"] == bool(mask[top])
+    assert numbers["write_top_token"] in capture.write_map(0)[1]
