@@ -50,13 +50,19 @@ def collate(samples: Sequence[Sample], encoded: Sequence[EncodedSample]) -> Batc
     lengths = {len(e.input_ids) for e in encoded}
     if len(lengths) != 1:
         raise ValueError(f"a batch needs samples of one length, got token lengths {sorted(lengths)}")
-    mask = np.stack([e.attention_mask for e in encoded])  # (B, T)
+    mask = _stack([e.attention_mask for e in encoded])  # (B, T)
     return Batch(
-        input_ids=torch.from_numpy(np.stack([e.input_ids for e in encoded])),
+        input_ids=torch.from_numpy(_stack([e.input_ids for e in encoded])),
         attention_mask=None if mask.all() else torch.from_numpy(mask),
         labels=torch.tensor([e.target_index for e in encoded]),
         aux_labels=torch.tensor([aux_labels(s) for s in samples]),
     )
+
+
+def _stack(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """(B, T) from B arrays (T,); a batch of one is a view of its array, not a copy (a million-token sample's
+    ids are 8 MB), as the probes pass a single sample."""
+    return arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
 
 
 def batches_by_length(samples: Sequence[Sample], encoded: Sequence[EncodedSample],
