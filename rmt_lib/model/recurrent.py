@@ -76,14 +76,16 @@ class RecurrentMemoryTransformer(nn.Module):
         memory = self._initial_memory(B)
         states = [memory.detach().float().cpu()] if capture_memory and memory is not None else []
         attentions: dict[int, torch.Tensor] = {}
+        # Segments with padding, found once (not one check per segment); the others take the unmasked path.
+        full = None if attention_mask is None else attention_mask.reshape(B, n_segments, L).all(dim=2).all(dim=0)
+        padded = set() if full is None else set((~full).nonzero().flatten().tolist())  # segment indices
+        stream = self.cell.stream()  # inference: a leaner backbone call, same numbers (None otherwise)
         with self._eager_attention(bool(wanted)):
             for s in segments:
                 ids = input_ids[:, s * L:(s + 1) * L]  # (B, L)
-                mask = None if attention_mask is None else attention_mask[:, s * L:(s + 1) * L]
-                if mask is not None and bool(mask.all()):
-                    mask = None  # no padding here: let the backbone take its fast unmasked path
+                mask = attention_mask[:, s * L:(s + 1) * L] if s in padded else None
                 with torch.no_grad() if s < cut else nullcontext():
-                    out = self.cell(ids, memory, mask, output_attentions=s in wanted)
+                    out = self.cell(ids, memory, mask, output_attentions=s in wanted, stream=stream)
                 memory = out.memory
                 if capture_memory and memory is not None:
                     states.append(memory.detach().float().cpu())

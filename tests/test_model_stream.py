@@ -1,0 +1,110 @@
+"""The streamed inference path (`MemoryCell.stream`): bit for bit the backbone's numbers, and only where it may run."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rmt_lib.model import RecurrentMemoryTransformer, RMTConfig
+
+TINY = dict(vocab_size=64, hidden_size=16, num_layers=2, num_heads=2, segment_size=6, num_memory_tokens=3)
+
+
+def bloom(seed=0, **changes) -> RecurrentMemoryTransformer:
+    """A Bloom RMT with every weight random, layer norms and biases included (their init would hide a skipped one)."""
+    torch.manual_seed(seed)
+    model = RecurrentMemoryTransformer(RMTConfig(backbone="bloom", **{**TINY, **changes})).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn_like(p) * 0.5)
+    return model
+
+
+def ids_and_mask(config: RMTConfig, batch: int, n_segments: int, pads: list[int], seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(2, config.vocab_size, (batch, n_segments * config.segment_size), generator=g)
+    mask = torch.ones_like(x, dtype=torch.bool)
+    for row, pad in enumerate(pads):
+        mask[row, :pad] = False
+        x[row, :pad] = config.pad_token_id
+    return x, (None if mask.all() else mask)
+
+
+def both_paths(model, x, mask, **kwargs):
+    """(streamed, backbone) outputs of one forward under inference_mode."""
+    with torch.inference_mode():
+        streamed = model(x, mask, **kwargs)
+        original = model.cell.stream
+        model.cell.stream = lambda: None  # the backbone's own forward for every segment
+        try:
+            reference = model(x, mask, **kwargs)
+        finally:
+            model.cell.stream = original
+    return streamed, reference
+
+
+@pytest.mark.parametrize("batch, pads", [(1, [0]), (1, [4]), (3, [0, 7, 2])])
+def test_stream_equals_the_backbone_bit_for_bit(batch, pads):
+    model = bloom()
+    x, mask = ids_and_mask(model.config, batch, n_segments=5, pads=pads)
+    streamed, reference = both_paths(model, x, mask, capture_memory=True)
+    assert torch.equal(streamed.logits, reference.logits)
+    assert torch.equal(streamed.aux_logits, reference.aux_logits)
+    assert torch.equal(streamed.memory_states, reference.memory_states)
+
+
+def test_stream_equals_the_backbone_at_the_shipped_size():
+    model = bloom(seed=1, vocab_size=2048, hidden_size=64, num_layers=4, num_heads=4, segment_size=32,
+                  num_memory_tokens=8, dropout=0.1)  # dropout: identity in eval mode on both paths
+    x, mask = ids_and_mask(model.config, 1, n_segments=12, pads=[13])
+    streamed, reference = both_paths(model, x, mask)
+    assert torch.equal(streamed.logits, reference.logits)
+
+
+def test_stream_is_used_in_inference_and_the_answer_does_not_move():
+    model = bloom()
+    x, _ = ids_and_mask(model.config, 2, n_segments=4, pads=[0, 0])
+    calls = []
+    original = type(model.cell).stream
+
+    def counting(cell):
+        s = original(cell)
+        calls.append(s is not None)
+        return s
+
+    model.cell.stream = counting.__get__(model.cell)
+    with torch.inference_mode():
+        fast = model(x).logits
+    with torch.no_grad():
+        assert torch.equal(model(x).logits, fast)
+    assert calls == [True, True]
+
+
+def test_stream_with_attention_capture_keeps_the_maps_and_the_numbers():
+    model = bloom()
+    x, mask = ids_and_mask(model.config, 2, n_segments=4, pads=[0, 3])
+    streamed, reference = both_paths(model, x, mask, capture_attention=[0, -1])
+    assert torch.equal(streamed.logits, reference.logits)
+    assert streamed.attentions.keys() == {0, 3}
+    assert all(torch.equal(streamed.attentions[s], reference.attentions[s]) for s in (0, 3))
+
+
+@pytest.mark.parametrize("backbone", ["gpt2", "llama"])
+def test_no_stream_for_other_backbones(backbone):
+    torch.manual_seed(0)
+    model = RecurrentMemoryTransformer(RMTConfig(backbone=backbone, **TINY)).eval()
+    with torch.inference_mode():
+        assert model.cell.stream() is None
+
+
+def test_no_stream_where_it_could_differ():
+    model = bloom()
+    assert model.cell.stream() is None  # gradients on: the backbone's autograd functions must run
+    with torch.no_grad():
+        assert model.cell.stream() is not None
+        model.train()  # dropout would be live
+        assert model.cell.stream() is None
+        model.eval()
+        handle = model.backbone.base_model.h[0].mlp.register_forward_hook(lambda *a: None)
+        assert model.cell.stream() is None  # a hook must see its module run
+        handle.remove()
+        assert model.cell.stream() is not None
