@@ -108,3 +108,16 @@ def test_no_stream_where_it_could_differ():
         assert model.cell.stream() is None  # a hook must see its module run
         handle.remove()
         assert model.cell.stream() is not None
+        assert model.double().cell.stream() is None  # tested in float32 only
+
+
+def test_gelu_has_the_bits_of_blooms():
+    from transformers.models.bloom.modeling_bloom import bloom_gelu_forward
+
+    from rmt_lib.model.memory_cell import _gelu
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(4096, generator=g) * scale for scale in (1e-20, 1e-3, 1.0, 4.0, 30.0, 1e20)]
+                  + [torch.tensor([0.0, -0.0, float("inf"), -float("inf"), float("nan"), 1e-45, -3.4e38])])
+    with torch.inference_mode():
+        assert torch.equal(_gelu(x).view(torch.int32), bloom_gelu_forward(x).view(torch.int32))
