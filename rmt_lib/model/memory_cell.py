@@ -8,8 +8,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
-from transformers.masking_utils import create_causal_mask
-from transformers.models.bloom.modeling_bloom import BloomModel, _get_alibi_slopes
 
 
 @dataclass
@@ -65,19 +63,21 @@ class MemoryCell(nn.Module):
     def stream(self) -> "BloomStream | None":
         """A faster backbone call for many segments in a row, or None where it would not give the same numbers.
 
-        For a Bloom backbone in inference (eval mode, no gradients, no hooks on the backbone), the backbone
+        For a float32 Bloom backbone on the CPU in inference (eval mode, no gradients, no hooks), the backbone
         call of a segment without padding equals `BloomStream`: the same kernels on the same tensors, without
         rebuilding ALiBi and the causal mask, the module calls and the no-op dropouts of every segment
         (~2x fewer operations; tested bit for bit against the backbone). Ask once per input, not per segment.
         """
+        from transformers.models.bloom.modeling_bloom import BloomModel  # here: other backbones never import it
+
         base = self.backbone.base_model
-        cfg = base.config
-        if (torch.is_grad_enabled() or self.training or not isinstance(base, BloomModel)
-                or cfg.apply_residual_connection_post_layernorm or (cfg.pretraining_tp > 1 and cfg.slow_but_exact)
-                or base.word_embeddings.weight.dtype != torch.float32  # the dtype it is tested in
-                or any(m._forward_hooks or m._forward_pre_hooks for m in base.modules())):
-            return None
-        return BloomStream(base)
+        if not isinstance(base, BloomModel) or torch.is_grad_enabled() or self.training or base.training:
+            return None  # gradients need Bloom's own autograd functions, training its dropout
+        cfg, weight = base.config, base.word_embeddings.weight
+        other_layout = cfg.apply_residual_connection_post_layernorm or (cfg.pretraining_tp > 1 and cfg.slow_but_exact)
+        tested = weight.dtype == torch.float32 and weight.device.type == "cpu"  # where parity is tested bit for bit
+        hooked = any(m._forward_hooks or m._forward_pre_hooks for m in base.modules())  # hooks must see modules run
+        return BloomStream(base) if tested and not other_layout and not hooked else None
 
 
 class BloomStream:
@@ -89,7 +89,7 @@ class BloomStream:
     and ~100 nn.Module attribute lookups per segment (weights are read once, into `_Layer`s).
     """
 
-    def __init__(self, base: BloomModel):
+    def __init__(self, base):  # a transformers BloomModel
         self.base = base
         self.embed_norm, self.final_norm = _norm(base.word_embeddings_layernorm), _norm(base.ln_f)
         self.layers = [_Layer.of(block) for block in base.h]
@@ -98,6 +98,9 @@ class BloomStream:
     def _alibi_and_mask(self, embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         key = (tuple(embeds.shape), embeds.dtype, embeds.device)
         if key not in self._constants:  # as BloomModel.forward builds them for attention_mask=None
+            from transformers.masking_utils import create_causal_mask
+            from transformers.models.bloom.modeling_bloom import _get_alibi_slopes
+
             B, P, _ = embeds.shape
             slopes = _get_alibi_slopes(self.base.num_heads, embeds.device)
             alibi = (slopes[:, None, None] * torch.arange(P, device=embeds.device)).repeat(B, 1, 1).to(embeds.dtype)
