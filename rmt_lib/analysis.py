@@ -17,8 +17,8 @@ so no measured sample is also shown or used for the single-sample head choice.
 Disk cache: probing is the slow step and several chapters measure the same samples, so
 `held_out_probe` keeps its result in ``.cache/probes/<key>.npz``. The key hashes everything the result
 depends on: the model's weights and config, the tokenizer, the background prose, the arguments and
-the source of the whole `rmt_lib` package. A new model or a code change is a new key, so a stale
-result is never reused; the file holds the exact arrays (no rounding), so a cached result equals a
+the source of the `rmt_lib` package (all but the modules that only draw: plots*, widgets). A new
+model or a code change is a new key, so a stale result is never reused; the file holds the exact arrays (no rounding), so a cached result equals a
 fresh one. Nothing is unpickled.
 """
 from __future__ import annotations
@@ -43,6 +43,8 @@ AUC_TARGET = 0.97  # issue 6: ROC-AUC of the memory change, fact vs. other segme
 WRITE_LIFT_TARGET = 3.0  # issue 6: write attention on fact tokens >= 3x their share of the segment
 CACHE_FORMAT = 1  # bump when the file layout changes
 PROBE_CACHE_DIR = paths.CACHE_DIR / "probes"
+# Modules that only draw (they never compute a probe result), left out of the cache key.
+PRESENTATION_MODULES = ("plots", "widgets")
 
 # ----------------------------------------------------------------------------------------------
 # How many samples a chapter measures
@@ -137,7 +139,7 @@ def held_out_probe(model, tokenizer, *, n_segments: int, n_samples: int, seed: i
 
 def probe_cache_key(model, tokenizer, args: Mapping, *, background=None, split: str = "test") -> str:
     """sha256 (hex, 32 digits) of the model's weights and config, the tokenizer, the background prose,
-    `args` and the source of the rmt_lib package."""
+    `args` and the source of the rmt_lib package (all of it but the drawing modules, PRESENTATION_MODULES)."""
     import rmt_lib
     from rmt_lib.data import load_background
 
@@ -153,6 +155,8 @@ def probe_cache_key(model, tokenizer, args: Mapping, *, background=None, split: 
     h.update(hashlib.sha256(prose.text.encode()).digest())
     package = Path(rmt_lib.__file__).parent
     for source in sorted(package.rglob("*.py")):
+        if source.name.startswith(PRESENTATION_MODULES):
+            continue  # figures only: editing a plot must not throw away minutes of probing
         h.update(source.relative_to(package).as_posix().encode())
         h.update(source.read_bytes())
     return h.hexdigest()[:32]

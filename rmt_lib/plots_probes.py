@@ -9,7 +9,7 @@ results of `rmt_lib.analysis`.
     plot_share_vs_baseline({...}, target_lift=3)  # attention share per unit vs. its uniform baseline
     plot_share_histograms({...}, baseline=...)  # distributions of per-sample shares vs. a baseline line
     plot_target_checks(checks)                  # estimates with 95% intervals against their targets
-    plot_failure_cases(report)                  # right vs. wrong answers: memory detection and accuracy
+    plot_failure_cases(report)                  # right vs. wrong answers: fact distance, memory detection
     plot_heads_compared(comparison)             # per-head shares side by side, chosen heads outlined
 """
 from __future__ import annotations
@@ -192,25 +192,22 @@ def plot_target_checks(checks: Sequence, *, title: str | None = None) -> Figure:
 
 
 def plot_failure_cases(report, *, chance: float | None = None) -> Figure:
-    """A `rmt_lib.analysis.FailureReport` in two panels: the within-sample ROC-AUC of the memory change
-    for right and wrong answers, and the accuracy where the memory did / did not single out the fact
-    segments (95% intervals; `chance` as a dashed line)."""
+    """A `rmt_lib.analysis.FailureReport` in two panels: where the facts were (segments from the last
+    fact to the question) for right and wrong answers, and what the memory did: the accuracy where it
+    did / did not single out the fact segments (95% intervals; `chance` as a dashed line)."""
     fig, axes = _figure(9.0, 3.3, ncols=2)
     ax = axes[0, 0]
-    aucs = np.array([o.sample_auc for o in report.outcomes], dtype=np.float64)
-    finite = aucs[np.isfinite(aucs)]
-    low = min(0.5, float(finite.min())) if len(finite) else 0.5  # from chance (or below) up to 1
-    edges = np.linspace(low, 1.0, 26)
+    distance = np.array([o.segments_to_question for o in report.outcomes], dtype=np.float64)
+    edges = np.histogram_bin_edges(distance, bins=int(min(20, max(1, np.ptp(distance) + 1))))
     for name, right, colour in (("right", True, RIGHT_COLOUR), ("wrong", False, WRONG_COLOUR)):
-        v = np.array([o.sample_auc for o in report.outcomes if o.correct == right], dtype=np.float64)
-        v = v[np.isfinite(v)]
+        v = np.array([o.segments_to_question for o in report.outcomes if o.correct == right], dtype=np.float64)
         if len(v):
             ax.hist(v, bins=edges, weights=np.full(len(v), 1.0 / len(v)), alpha=0.55, color=colour,
                     label=f"{name} answers (n={len(v)})")
-    ax.set_xlabel("ROC-AUC of memory change within the sample\n(fact vs. distractor segments)")
+    ax.set_xlabel("segments from the last fact to the question")
     ax.set_ylabel("fraction of samples")
-    ax.legend(fontsize=7, frameon=False, loc="upper left")
-    ax.set_title("Did the memory jump at the facts?", fontsize=10)
+    ax.legend(fontsize=7, frameon=False, loc="upper right")
+    ax.set_title("Where were the facts?", fontsize=10)
     ax = axes[0, 1]
     groups = report.accuracy_given_detection()
     for x, (name, interval) in enumerate(groups.items()):
@@ -223,7 +220,7 @@ def plot_failure_cases(report, *, chance: float | None = None) -> Figure:
                     capsize=5)
     if chance is not None:
         ax.axhline(chance, color=FACT_COLOUR, linestyle="--", linewidth=1, label=f"chance ({chance:.3f})")
-        ax.legend(fontsize=7, frameon=False, loc="upper right")
+        ax.legend(fontsize=7, frameon=False, loc="upper left")
     counts = [sum(o.facts_detected == (x == 0) for o in report.outcomes) for x in range(len(groups))]
     ax.set_xticks(range(len(groups)), [f"{name}\n(n={n})" for name, n in zip(groups, counts)])
     ax.set_ylim(0.0, 1.0)

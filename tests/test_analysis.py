@@ -338,3 +338,19 @@ def test_sample_numbers_of_a_capture(model, tokenizer, background):
     top = int(np.argmax(weights.sum(axis=0)))
     assert numbers["write_top_token_chosen"] == tokens[top] and numbers["write_top_in_fact_chosen"] == bool(mask[top])
     assert numbers["write_top_token"] in capture.write_map(0)[1]
+
+
+def test_cache_key_follows_the_computing_code_not_the_drawing_code(model, tokenizer, background, monkeypatch, tmp_path):
+    import rmt_lib
+
+    package = tmp_path / "rmt_lib"
+    package.mkdir()
+    for name in ("__init__.py", "probes.py", "plots.py", "plots_probes.py", "widgets.py"):
+        (package / name).write_text(f"# {name}\n")
+    monkeypatch.setattr(rmt_lib, "__file__", str(package / "__init__.py"))
+    key = analysis.probe_cache_key(model, tokenizer, {"a": 1}, background=background)
+    (package / "plots_probes.py").write_text("# a new colour\n")
+    (package / "widgets.py").write_text("# a new slider\n")
+    assert analysis.probe_cache_key(model, tokenizer, {"a": 1}, background=background) == key
+    (package / "probes.py").write_text("# a new statistic\n")
+    assert analysis.probe_cache_key(model, tokenizer, {"a": 1}, background=background) != key
