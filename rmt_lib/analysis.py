@@ -35,7 +35,9 @@ from typing import Literal
 
 import numpy as np
 
+
 from rmt_lib import paths
+from rmt_lib.files import to_plain
 from rmt_lib.probes import FIGURE8_LONG, FIGURE8_SHORT, bootstrap_mean, probe_samples, roc_auc, segment_roles
 
 MEASURE_SEED = 2  # the measured samples (seed 0: displayed samples; seed 1: figure8_inputs' head choice)
@@ -213,17 +215,7 @@ def _load_result(path: Path, key: str) -> dict | None:
     return {"samples": entries, "summary": meta["summary"]}
 
 
-def _plain(value):
-    """JSON types: arrays to (nested) lists, numpy scalars to Python numbers."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.floating, np.integer, np.bool_)):
-        return value.item()
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+_plain = to_plain  # JSON types for the cache's metadata
 
 # ----------------------------------------------------------------------------------------------
 # Targets and result tables
