@@ -35,7 +35,6 @@ from typing import Literal
 
 import numpy as np
 
-
 from rmt_lib import paths
 from rmt_lib.files import to_plain
 from rmt_lib.probes import FIGURE8_LONG, FIGURE8_SHORT, bootstrap_mean, probe_samples, roc_auc, segment_roles
