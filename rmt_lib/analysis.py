@@ -26,8 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +34,7 @@ from typing import Literal
 import numpy as np
 
 from rmt_lib import paths
-from rmt_lib.files import to_plain
+from rmt_lib.files import atomic_path, to_plain
 from rmt_lib.probes import FIGURE8_LONG, FIGURE8_SHORT, bootstrap_mean, probe_samples, roc_auc, segment_roles
 
 MEASURE_SEED = 2  # the measured samples (seed 0: displayed samples; seed 1: figure8_inputs' head choice)
@@ -176,18 +174,8 @@ def _save_result(path: Path, key: str, result: Mapping) -> None:
         entries.append(_plain({k: v for k, v in entry.items() if k not in _ARRAY_FIELDS}))
     meta = {"key": key, "format": CACHE_FORMAT, "entries": entries, "summary": _plain(result["summary"])}
     arrays["meta"] = np.array(json.dumps(meta, allow_nan=True))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def _load_result(path: Path, key: str) -> dict | None:

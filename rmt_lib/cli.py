@@ -241,10 +241,9 @@ def _add_figures(p: argparse.ArgumentParser) -> None:
 
 
 def _run_figures(args: argparse.Namespace) -> int:
-    import json
-    import os
     from pathlib import Path
 
+    from rmt_lib.files import write_json_atomic
     from rmt_lib.plots import figure8_panels, save_figure
     from rmt_lib.probes import figure8_inputs
     from rmt_lib.utils import seed_everything
@@ -260,8 +259,6 @@ def _run_figures(args: argparse.Namespace) -> int:
         for path in save_figure(fig, out / name):
             print(path)
     record = out / "figure8.json"
-    tmp = record.with_name(f".{record.name}.tmp")
-    tmp.write_text(json.dumps(inputs.describe(), indent=2) + "\n")
-    os.replace(tmp, record)
+    write_json_atomic(record, inputs.describe(), indent=2)
     print(record)
     return 0

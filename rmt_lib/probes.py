@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -812,7 +813,7 @@ def to_json(result: Mapping) -> dict:
     return {"samples": samples, "summary": _jsonable(result["summary"])}
 
 
-def write_probe_json(result: Mapping, path) -> "Path":
+def write_probe_json(result: Mapping, path: str | Path) -> Path:
     """Write `to_json(result)` to `path` atomically (a temporary file in the same folder, then rename)."""
     from rmt_lib.files import write_json_atomic
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from rmt_lib import paths
 from rmt_lib.batch import facts_that_fit
-from rmt_lib.data import ACTORS, LOCATIONS, VERBS, EncodedSample, Sample
+from rmt_lib.data import LOCATIONS, VERBS, EncodedSample, Sample
 from rmt_lib.data.grammar import FACT_RE, QA1_FACT_COUNTS, find_facts, parse_question
 
 Budget = Literal["ci", "full"]

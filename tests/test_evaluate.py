@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from rmt_lib.data import Sample, generate_samples, load_tokenizer, write_jsonl
+from rmt_lib.data import generate_samples, load_tokenizer, write_jsonl
 from rmt_lib.evaluate import evaluate, generate_eval_samples, wilson_interval
 from rmt_lib.model import RecurrentMemoryTransformer, RMTConfig, save_pretrained
 

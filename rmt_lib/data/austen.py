@@ -9,12 +9,13 @@ which writes one UTF-8 `.txt` file per novel (lines joined with newlines, as Pro
 from __future__ import annotations
 
 import gzip
-import os
 import struct
 import sys
 import warnings
 import zlib
 from pathlib import Path
+
+from rmt_lib.files import write_text_atomic
 
 # R object name -> file stem. The order is the publication order.
 BOOKS = {
@@ -70,9 +71,7 @@ def write_texts(rdata_dir: str | Path, out_dir: str | Path) -> list[Path]:
     paths = []
     for stem, text in read_rdata(rdata_dir).items():
         path = out_dir / f"{stem}.txt"
-        tmp = path.with_suffix(".txt.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(path, text)
         paths.append(path)
     return paths
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from rmt_lib.data.grammar import (
     sample_n_facts,
 )
 from rmt_lib.data.tokenizer import Tokenizer, default_tokenizer
+from rmt_lib.files import atomic_path
 
 TASKS = ("qa1",)
 TOKENIZED_CACHE_DIR = paths.CACHE_DIR / "tokenized"
@@ -209,10 +209,8 @@ def _read_cache(path: Path):
 def _write_cache(path: Path, arrays) -> None:
     """Best effort (a read-only checkout still works, only slower to start)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, ids=arrays[0], starts=arrays[1], sentence_starts=arrays[2])
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, ids=arrays[0], starts=arrays[1], sentence_starts=arrays[2])
     except OSError:
         pass
 

@@ -9,7 +9,6 @@ text)` reproduces them exactly. Retrain with `python -m rmt_lib.data.tokenizer` 
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from rmt_lib import paths
+from rmt_lib.files import write_text_atomic
 
 VOCAB_SIZE = 2048
 PAD_TOKEN, EOS_TOKEN = "<pad>", "<|endoftext|>"  # ids 0 and 1
@@ -194,13 +194,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = VOCAB_SIZE):
 
 
 def save_tokenizer(hf_tokenizer, path: str | Path) -> Path:
-    """Write atomically (temp file, then os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(hf_tokenizer.to_str(pretty=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    """Write atomically: a reader never sees half a tokenizer."""
+    return write_text_atomic(path, hf_tokenizer.to_str(pretty=True) + "\n")
 
 
 def main(argv: list[str]) -> int:

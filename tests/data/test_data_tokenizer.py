@@ -1,7 +1,6 @@
 """The committed byte-level BPE: special ids, any text tokenizes, the single-space piece property, retraining."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
