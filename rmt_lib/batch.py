@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rmt_lib.data import ACTORS, LOCATIONS, EncodedSample, Sample, world_state
-from rmt_lib.data.grammar import QA1_FACT_COUNTS
+from rmt_lib.data import ACTORS, LOCATIONS, EncodedSample, Sample
+from rmt_lib.data.grammar import QA1_FACT_COUNTS, parse_fact
 
 NOT_SEEN = len(LOCATIONS)  # auxiliary label of an actor no fact has mentioned yet
 
@@ -23,7 +23,7 @@ class Batch:
     input_ids: torch.Tensor  # (B, n_segments * segment_size) int64
     attention_mask: torch.Tensor | None  # (B, T) bool, None when nothing is padded
     labels: torch.Tensor  # (B,) index into LOCATIONS
-    aux_labels: torch.Tensor  # (B, len(ACTORS)) every actor's location at the question, NOT_SEEN if none
+    aux_labels: torch.Tensor  # (B, n_segments, len(ACTORS)) every actor's location at the end of each segment
 
     def to(self, device: torch.device) -> "Batch":
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
@@ -40,10 +40,22 @@ def facts_that_fit(n_segments: int, segment_size: int) -> tuple[int, ...]:
     return fit or QA1_FACT_COUNTS[:1]
 
 
-def aux_labels(sample: Sample) -> list[int]:
-    """Every actor's current location after the sample's facts (the auxiliary training target)."""
-    state = world_state(sample.facts)
-    return [LOCATIONS.index(state[a]) if a in state else NOT_SEEN for a in ACTORS]
+def aux_labels(sample: Sample, encoded: EncodedSample) -> np.ndarray:
+    """(n_segments, len(ACTORS)): every actor's location once each segment has been read, NOT_SEEN before
+    any fact names the actor (the auxiliary training target; the last row is the state at the question).
+
+    A fact counts from the segment holding its last token: a fact cut by a segment boundary is complete
+    only after the second segment.
+    """
+    labels = np.full((encoded.n_segments, len(ACTORS)), NOT_SEEN, dtype=np.int64)
+    segment_size = len(encoded.input_ids) // encoded.n_segments
+    spans = encoded.fact_token_spans
+    if len(spans) != len(sample.facts):  # a user's sample that lists no facts: only the final state is known
+        spans = ((len(encoded.input_ids),) * 2,) * len(sample.facts)
+    for fact, (_, end) in zip(sample.facts, spans):
+        actor, _, location = parse_fact(fact)
+        labels[(end - 1) // segment_size:, ACTORS.index(actor)] = LOCATIONS.index(location)
+    return labels
 
 
 def collate(samples: Sequence[Sample], encoded: Sequence[EncodedSample]) -> Batch:
@@ -55,7 +67,7 @@ def collate(samples: Sequence[Sample], encoded: Sequence[EncodedSample]) -> Batc
         input_ids=torch.from_numpy(_stack([e.input_ids for e in encoded])),
         attention_mask=None if mask.all() else torch.from_numpy(mask),
         labels=torch.tensor([e.target_index for e in encoded]),
-        aux_labels=torch.tensor([aux_labels(s) for s in samples]),
+        aux_labels=torch.from_numpy(np.stack([aux_labels(s, e) for s, e in zip(samples, encoded)])),
     )
 
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from rmt_lib.evaluate import write_json
-from rmt_lib.train import PRESETS, Stage, train
+from rmt_lib.train import PRESETS, train
 
 
 def steps_to_threshold(metrics: Path, n_segments: int, threshold: float) -> int | None:
@@ -31,15 +31,16 @@ def steps_to_threshold(metrics: Path, n_segments: int, threshold: float) -> int 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--backbones", nargs="+", default=["bloom", "llama", "gpt2"])
-    p.add_argument("--steps", type=int, nargs=2, default=[1200, 800], help="budgets at 1 and 2 segments")
+    p.add_argument("--steps", type=int, nargs=2, default=[1200, 1200], help="budgets at 1 and 2 segments")
     p.add_argument("--threshold", type=float, default=0.95)
     p.add_argument("--output", default="data/results/backbones.json")
     args = p.parse_args()
     base = PRESETS["default"]
     rows = []
     for backbone in args.backbones:
+        stages = tuple(dataclasses.replace(s, max_steps=n) for s, n in zip(base.stages[:2], args.steps))  # default lrs
         cfg = dataclasses.replace(base, model=base.model.replace(backbone=backbone), advance_accuracy=args.threshold,
-                                  stages=(Stage(1, args.steps[0]), Stage(2, args.steps[1])), eval_every=25)
+                                  stages=stages, eval_every=25)
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             train(cfg, tmp, progress=True)

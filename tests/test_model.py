@@ -35,6 +35,7 @@ def ids(batch=2, n_segments=3, seed=0) -> torch.Tensor:
     (dict(num_heads=3), "divisible"),
     (dict(backbone="gpt9"), "unknown backbone"),
     (dict(answer_head="lm"), "answer_token_id"),
+    (dict(aux_every_segment=True, num_aux_actors=0), "aux_every_segment"),
 ])
 def test_config_rejects_invalid_combinations(changes, message):
     with pytest.raises(ValueError, match=message):
@@ -141,6 +142,30 @@ def test_memory_state_depends_only_on_the_past():
         mb = model(b, capture_memory=True).memory_states
     torch.testing.assert_close(ma[:, :-1], mb[:, :-1])  # every state before the last segment is unchanged
     assert not torch.allclose(ma[:, -1], mb[:, -1])
+
+
+# --- auxiliary loss ---------------------------------------------------------------------------------
+
+def _aux_loss(model, x, aux) -> float:
+    labels = torch.zeros(x.shape[0], dtype=torch.long)
+    return model(x, labels=labels, aux_labels=aux).aux_loss.item()
+
+
+def test_aux_loss_at_every_segment_sees_every_segments_labels():
+    x = ids(n_segments=3)  # (2, 18)
+    aux = torch.randint(0, 7, (2, 3, 4), generator=torch.Generator().manual_seed(0))  # (B, S, actors)
+    first_changed = aux.clone()
+    first_changed[:, 0] = (first_changed[:, 0] + 1) % 7
+    every, question_only = tiny(aux_every_segment=True), tiny()
+    assert _aux_loss(every, x, aux) != _aux_loss(every, x, first_changed)
+    assert _aux_loss(question_only, x, aux) == _aux_loss(question_only, x, first_changed)
+    # The question's auxiliary logits are the last segment's under both settings (same weights).
+    assert _aux_loss(every, x[:, -6:], aux[:, -1:]) == _aux_loss(question_only, x[:, -6:], aux[:, -1:])
+
+
+def test_aux_labels_of_the_wrong_shape_are_refused():
+    with pytest.raises(ValueError, match="aux_labels has shape"):
+        tiny()(ids(n_segments=3), labels=torch.zeros(2, dtype=torch.long), aux_labels=torch.zeros(2, 4, dtype=torch.long))
 
 
 # --- memory carries information ---------------------------------------------------------------------

@@ -34,6 +34,7 @@ class RMTConfig:
     answer_token_ids: tuple[int, ...] = ()  # answer_head="lm": the token id of each candidate answer
     num_aux_actors: int = 4  # auxiliary head: every actor's location at the question; 0 turns it off
     aux_loss_weight: float = 0.5
+    aux_every_segment: bool = False  # the auxiliary loss at the end of every segment, not only at the question
     dropout: float = 0.0
     max_positions: int | None = None  # the backbone's position budget; None = exactly one segment's layout
     pad_token_id: int = 0
@@ -67,6 +68,9 @@ class RMTConfig:
             raise ValueError(f"a segment's layout needs {self.positions_per_call} positions "
                              f"(segment_size {self.segment_size} + 2 x {self.num_memory_tokens} memory tokens) "
                              f"but max_positions is {self.max_positions}")
+        if self.aux_every_segment and not (self.recurrent and self.num_aux_actors):
+            raise ValueError("aux_every_segment needs recurrent=True and num_aux_actors > 0 (the baseline reads "
+                             "only the last segment; num_aux_actors=0 has no auxiliary head)")
         if not 0.0 <= self.dropout < 1.0 or self.aux_loss_weight < 0:
             raise ValueError("dropout must lie in [0, 1) and aux_loss_weight be >= 0")
         object.__setattr__(self, "answer_token_ids", tuple(self.answer_token_ids))

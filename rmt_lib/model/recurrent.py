@@ -34,7 +34,9 @@ class RecurrentMemoryTransformer(nn.Module):
     a one-token answer. The classifier is the default because, measured here, it learns QA1 faster from
     scratch: its gradient goes to six answers instead of spreading over the whole vocabulary.
     An auxiliary head predicts every actor's current location at the same position; it pushes the
-    memory to track all actors, which breaks the "last location mentioned" plateau.
+    memory to track all actors, which breaks the "last location mentioned" plateau. With
+    ``aux_every_segment`` it also asks at the last token of every segment, so that every memory
+    update gets a signal of its own instead of only through backpropagation from the question.
     """
 
     def __init__(self, config: RMTConfig, backbone: PreTrainedModel | None = None):
@@ -58,7 +60,8 @@ class RecurrentMemoryTransformer(nn.Module):
         input_ids: torch.Tensor,  # (B, n_segments * segment_size)
         attention_mask: torch.Tensor | None = None,  # (B, T) bool, False on (left) padding
         labels: torch.Tensor | None = None,  # (B,) index of the right answer
-        aux_labels: torch.Tensor | None = None,  # (B, num_aux_actors); num_answers = "not seen yet"
+        aux_labels: torch.Tensor | None = None,  # (B, n_segments, num_aux_actors) at each segment's end;
+        #                                          the label num_answers means "not seen yet"
         capture_memory: bool = False,
         capture_attention: Sequence[int] | None = None,  # segment indices; negative counts from the end
     ) -> RMTOutput:
@@ -80,6 +83,8 @@ class RecurrentMemoryTransformer(nn.Module):
         full = None if attention_mask is None else attention_mask.reshape(B, n_segments, L).all(dim=2).all(dim=0)
         padded = set() if full is None else set((~full).nonzero().flatten().tolist())  # segment indices
         stream = self.cell.stream()  # inference: a leaner backbone call, same numbers (None otherwise)
+        segment_ends = []  # (B, D) per segment: the last token, for the auxiliary loss at every segment
+        track = cfg.aux_every_segment and aux_labels is not None and self.aux_head is not None
         with self._eager_attention(bool(wanted)):
             for s in segments:
                 ids = input_ids[:, s * L:(s + 1) * L]  # (B, L)
@@ -87,12 +92,17 @@ class RecurrentMemoryTransformer(nn.Module):
                 with torch.no_grad() if s < cut else nullcontext():
                     out = self.cell(ids, memory, mask, output_attentions=s in wanted, stream=stream)
                 memory = out.memory
+                if track:
+                    segment_ends.append(out.hidden[:, -1])
                 if capture_memory and memory is not None:
                     states.append(memory.detach().float().cpu())
                 if out.attentions is not None:
                     attentions[s] = torch.stack(out.attentions, dim=1).detach().float().cpu()  # (B, layers, H, P, P)
 
-        result = self._answer(out.hidden[:, -1], labels, aux_labels)  # the question's last token
+        if aux_labels is not None and aux_labels.shape[:2] != (B, n_segments):
+            raise ValueError(f"aux_labels has shape {tuple(aux_labels.shape)}; expected ({B}, {n_segments}, actors)")
+        ends = torch.stack(segment_ends, dim=1) if track else None  # (B, S, D)
+        result = self._answer(out.hidden[:, -1], labels, aux_labels, ends)  # the question's last token
         result.memory_states = torch.stack(states, dim=1) if states else None  # (B, S + 1, M, D)
         result.attentions = attentions
         return result
@@ -101,7 +111,8 @@ class RecurrentMemoryTransformer(nn.Module):
         m = self.cell.initial_memory
         return None if m is None else m.unsqueeze(0).expand(batch, -1, -1)  # (B, M, D)
 
-    def _answer(self, last: torch.Tensor, labels: torch.Tensor | None, aux_labels: torch.Tensor | None) -> RMTOutput:
+    def _answer(self, last: torch.Tensor, labels: torch.Tensor | None, aux_labels: torch.Tensor | None,
+                segment_ends: torch.Tensor | None = None) -> RMTOutput:
         cfg = self.config
         if self.answer_head is not None:
             logits = self.answer_head(last)  # (B, num_answers)
@@ -118,7 +129,11 @@ class RecurrentMemoryTransformer(nn.Module):
             out.answer_loss = F.cross_entropy(vocab_logits, vocab_labels)
             out.loss = out.answer_loss
             if aux_labels is not None and out.aux_logits is not None and cfg.aux_loss_weight > 0:
-                out.aux_loss = F.cross_entropy(out.aux_logits.flatten(0, 1), aux_labels.flatten())
+                if segment_ends is None:  # at the question only
+                    aux_logits, aux_labels = out.aux_logits, aux_labels[:, -1]  # (B, A, C + 1), (B, A)
+                else:  # at the end of every segment (the last segment's end is the question)
+                    aux_logits = self.aux_head(segment_ends)  # (B, S, A * (C + 1))
+                out.aux_loss = F.cross_entropy(aux_logits.reshape(-1, cfg.num_answers + 1), aux_labels.flatten())
                 out.loss = out.loss + cfg.aux_loss_weight * out.aux_loss
         return out
 
