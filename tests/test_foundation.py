@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from rmt_lib import paths, resolve_device, seed_everything
+from rmt_lib.utils import DEFAULT_THREADS
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -50,7 +51,7 @@ def test_seed_everything_fixes_threads():
     seed_everything(0, threads=1)
     assert torch.get_num_threads() == 1
     seed_everything(0)
-    assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == DEFAULT_THREADS  # 2, unless $RMT_NUM_THREADS says otherwise
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "3", True])
