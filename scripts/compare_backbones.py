@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from rmt_lib.data import LOCATIONS, load_tokenizer
 from rmt_lib.evaluate import write_json
 from rmt_lib.train import PRESETS, train
 
@@ -29,25 +30,37 @@ def steps_to_threshold(metrics: Path, n_segments: int, threshold: float) -> int 
     return None
 
 
+def answer_token_ids() -> tuple[int, ...]:
+    """The token of each location as it follows a space, for the LM answer head (one token each)."""
+    tokenizer = load_tokenizer()
+    ids = [tokenizer.encode(" " + location) for location in LOCATIONS]
+    if any(len(i) != 1 for i in ids):
+        raise SystemExit(f"the LM head needs one token per location; the tokenizer gives {dict(zip(LOCATIONS, ids))}")
+    return tuple(i[0] for i in ids)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--backbones", nargs="+", default=["bloom", "llama", "gpt2"])
     p.add_argument("--steps", type=int, nargs=2, default=[1000, 800], help="budgets at 1 and 2 segments")
     p.add_argument("--threshold", type=float, default=0.9)
+    p.add_argument("--answer-head", choices=["classifier", "lm"], default="classifier",
+                   help="classifier over the six locations (default) or the backbone's LM head at their tokens")
     p.add_argument("--output", default="data/results/backbones.json")
     args = p.parse_args()
     base = PRESETS["default"]
+    head = dict(answer_head=args.answer_head, answer_token_ids=answer_token_ids() if args.answer_head == "lm" else ())
     rows = []
     for backbone in args.backbones:
         stages = tuple(dataclasses.replace(s, max_steps=n) for s, n in zip(base.stages[:2], args.steps))  # default lrs
-        cfg = dataclasses.replace(base, model=base.model.replace(backbone=backbone), advance_accuracy=args.threshold,
+        cfg = dataclasses.replace(base, model=base.model.replace(backbone=backbone, **head), advance_accuracy=args.threshold,
                                   stages=stages, eval_every=25)
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             train(cfg, tmp, progress=True)
             metrics = Path(tmp) / "metrics.jsonl"
             stages = [json.loads(x) for x in metrics.read_text().splitlines() if '"kind": "stage"' in x]
-            rows.append(dict(backbone=backbone, wall_s=round(time.perf_counter() - t0, 1),
+            rows.append(dict(backbone=backbone, answer_head=args.answer_head, wall_s=round(time.perf_counter() - t0, 1),
                              steps_to_threshold={"1": steps_to_threshold(metrics, 1, args.threshold),
                                                  "2": steps_to_threshold(metrics, 2, args.threshold)},
                              best_val_accuracy={str(s["n_segments"]): s["best_val_accuracy"] for s in stages}))
