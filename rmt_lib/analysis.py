@@ -18,8 +18,8 @@ Disk cache: probing is the slow step and several chapters measure the same sampl
 `held_out_probe` keeps its result in ``.cache/probes/<key>.npz``. The key hashes everything the result
 depends on: the model's weights and config, the tokenizer, the background prose, the arguments and
 the source of the `rmt_lib` package (all but the modules that only draw: plots*, widgets). A new
-model or a code change is a new key, so a stale result is never reused; the file holds the exact arrays (no rounding), so a cached result equals a
-fresh one. Nothing is unpickled.
+model or a code change is a new key, so a stale result is never reused; the file holds the exact
+arrays (no rounding), so a cached result equals a fresh one. Nothing is unpickled.
 """
 from __future__ import annotations
 
@@ -171,8 +171,8 @@ def _save_result(path: Path, key: str, result: Mapping) -> None:
     for i, entry in enumerate(result["samples"]):
         for name in _ARRAY_FIELDS:
             arrays[f"{name}_{i}"] = np.asarray(entry[name])
-        entries.append(_plain({k: v for k, v in entry.items() if k not in _ARRAY_FIELDS}))
-    meta = {"key": key, "format": CACHE_FORMAT, "entries": entries, "summary": _plain(result["summary"])}
+        entries.append(to_plain({k: v for k, v in entry.items() if k not in _ARRAY_FIELDS}))
+    meta = {"key": key, "format": CACHE_FORMAT, "entries": entries, "summary": to_plain(result["summary"])}
     arrays["meta"] = np.array(json.dumps(meta, allow_nan=True))
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
@@ -201,8 +201,6 @@ def _load_result(path: Path, key: str) -> dict | None:
         return None  # a damaged cache file is recomputed, never trusted
     return {"samples": entries, "summary": meta["summary"]}
 
-
-_plain = to_plain  # JSON types for the cache's metadata
 
 # ----------------------------------------------------------------------------------------------
 # Targets and result tables
