@@ -73,6 +73,8 @@ class RecurrentMemoryTransformer(nn.Module):
             raise ValueError(f"input length {T} is not a positive multiple of segment_size {L}; left-pad it "
                              "(rmt_lib.data.encode_sample does)")
         n_segments = T // L
+        if aux_labels is not None and aux_labels.shape[:2] != (B, n_segments):
+            raise ValueError(f"aux_labels has shape {tuple(aux_labels.shape)}; expected ({B}, {n_segments}, actors)")
         wanted = _normalise_segments(capture_attention, n_segments)
         # Segments before `cut` get no gradient: truncated BPTT through the last bptt_depth segments.
         cut = n_segments - cfg.bptt_depth if cfg.bptt_depth and self.training else 0
@@ -101,8 +103,6 @@ class RecurrentMemoryTransformer(nn.Module):
                 if out.attentions is not None:
                     attentions[s] = torch.stack(out.attentions, dim=1).detach().float().cpu()  # (B, layers, H, P, P)
 
-        if aux_labels is not None and aux_labels.shape[:2] != (B, n_segments):
-            raise ValueError(f"aux_labels has shape {tuple(aux_labels.shape)}; expected ({B}, {n_segments}, actors)")
         ends = torch.stack(segment_ends, dim=1) if track else None  # (B, S, D)
         result = self._answer(out.hidden[:, -1], labels, aux_labels, ends)  # the question's last token
         result.memory_states = torch.stack(states, dim=1) if states else None  # (B, S + 1, M, D)
