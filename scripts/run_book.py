@@ -13,7 +13,8 @@
   stops the run with exit status 1, its partly executed copy kept in `.cache/book-failed/` to inspect.
 - Per-chapter execution times go to `<output>/_build/execution_times.json` (rewritten after every
   chapter, so the reproducibility chapter sees the chapters before it); the kernels get its path in
-  `$RMT_BOOK_TIMINGS`.
+  `$RMT_BOOK_TIMINGS`. With `--chapter`, the other chapters' times from the last run at the same
+  budget are kept, so re-running one chapter does not erase the record of the rest.
 - Then `jupyter-book build -W -n --keep-going --builder html --all <output>`: a warning fails the run.
 """
 from __future__ import annotations
@@ -232,6 +233,33 @@ def execute_chapter(notebook_path: Path, config: RunConfig) -> ChapterTiming:
     return ChapterTiming(chapter=rel, seconds=round(seconds, 2), status="ok", parameters=parameters)
 
 
+@dataclass
+class Timings:
+    """Each chapter's latest timing, written out in `_toc.yml` order."""
+
+    order: list[str]  # every chapter, as ChapterTiming.chapter names it
+    by_chapter: dict[str, ChapterTiming]
+
+    def add(self, timing: ChapterTiming) -> None:
+        self.by_chapter[timing.chapter] = timing
+
+    def ordered(self) -> list[ChapterTiming]:
+        return [self.by_chapter[c] for c in self.order if c in self.by_chapter]
+
+
+def earlier_timings(config: RunConfig, chapters: list[Path]) -> dict[str, ChapterTiming]:
+    """With --chapter: the times of the chapters not re-run, from the last run at the same budget."""
+    if not config.chapters or not config.timings_path.is_file():
+        return {}
+    try:
+        earlier = json.loads(config.timings_path.read_text())
+        rows = [ChapterTiming(**row) for row in earlier["chapters"]] if earlier.get("budget") == config.budget else []
+    except (OSError, ValueError, KeyError, TypeError):  # unreadable or from another version: start afresh
+        return {}
+    rerun = {p.relative_to(config.output).as_posix() for p in chapters}
+    return {t.chapter: t for t in rows if t.chapter not in rerun}
+
+
 class ChapterFailed(Exception):
     def __init__(self, chapter: str, seconds: float, parameters: dict[str, Any], cause: Exception, kept: Path | None):
         self.timing = ChapterTiming(chapter=chapter, seconds=round(seconds, 2), status="failed", parameters=parameters)
@@ -294,10 +322,12 @@ def keep_build_copies_from_pytest(build_dir: Path) -> None:
 
 def run(config: RunConfig) -> int:
     prepare_output(config)
-    chapters = select_chapters(chapter_notebooks(config.output), config.chapters)
+    every_chapter = chapter_notebooks(config.output)
+    chapters = select_chapters(every_chapter, config.chapters)
     _kernel_environment(config)
-    timings: list[ChapterTiming] = []
-    _write_json_atomic(config.timings_path, _timings_payload(config, timings, None))
+    order = [p.relative_to(config.output).as_posix() for p in every_chapter]
+    timings = Timings(order, earlier_timings(config, chapters))
+    _write_json_atomic(config.timings_path, _timings_payload(config, timings.ordered(), None))
     where = "in place" if config.in_place else f"in {config.output}"
     print(f"Executing {len(chapters)} chapter(s) {where}, budget={config.budget}", flush=True)
     for i, path in enumerate(chapters, 1):
@@ -306,21 +336,21 @@ def run(config: RunConfig) -> int:
         try:
             timing = execute_chapter(path, config)
         except ChapterFailed as failure:
-            timings.append(failure.timing)
-            _write_json_atomic(config.timings_path, _timings_payload(config, timings, None))
+            timings.add(failure.timing)
+            _write_json_atomic(config.timings_path, _timings_payload(config, timings.ordered(), None))
             print(f"{label} FAILED\n", file=sys.stderr, flush=True)
             raise BookError(str(failure)) from failure
-        timings.append(timing)
-        _write_json_atomic(config.timings_path, _timings_payload(config, timings, None))
+        timings.add(timing)
+        _write_json_atomic(config.timings_path, _timings_payload(config, timings.ordered(), None))
         params = f" (parameters: {timing.parameters})" if timing.parameters else ""
         print(f"{label} ok in {timing.seconds:.1f} s{params}", flush=True)
-    total = sum(t.seconds for t in timings)
-    print(f"Executed {len(timings)} chapter(s) in {total:.1f} s; times in {config.timings_path}", flush=True)
+    total = sum(timings.by_chapter[p.relative_to(config.output).as_posix()].seconds for p in chapters)
+    print(f"Executed {len(chapters)} chapter(s) in {total:.1f} s; times in {config.timings_path}", flush=True)
     if not config.build:
         return 0
     build_seconds = build_html(config)
     keep_build_copies_from_pytest(config.output / "_build")
-    _write_json_atomic(config.timings_path, _timings_payload(config, timings, build_seconds))
+    _write_json_atomic(config.timings_path, _timings_payload(config, timings.ordered(), build_seconds))
     print(f"Built in {build_seconds:.1f} s: {config.output / '_build' / 'html' / 'index.html'}", flush=True)
     return 0
 

@@ -224,6 +224,29 @@ def test_volatile_metadata_is_stripped(tmp_path):
     assert out.metadata["papermill"] == {"parameters": {"budget": "ci"}, "version": "2.7.0"}
 
 
+def test_rerunning_one_chapter_keeps_the_other_chapters_times(tmp_path):
+    """--chapter X rewrites X's time and keeps the rest from the last run at the same budget, in toc order."""
+    def timing(name, seconds):
+        return run_book.ChapterTiming(chapter=name, seconds=seconds, status="ok", parameters={})
+
+    order = ["intro.ipynb", "data.ipynb", "model.ipynb"]
+    everything = run_book.RunConfig(budget="ci", output=tmp_path)
+    first = [timing(name, 1.0 + i) for i, name in enumerate(order)]
+    run_book._write_json_atomic(everything.timings_path, run_book._timings_payload(everything, first, None))
+
+    one = run_book.RunConfig(budget="ci", output=tmp_path, chapters=("data",))
+    timings = run_book.Timings(order, run_book.earlier_timings(one, [tmp_path / "data.ipynb"]))
+    assert sorted(timings.by_chapter) == ["intro.ipynb", "model.ipynb"]  # data's old time is not kept
+    timings.add(timing("data.ipynb", 9.0))
+    assert [(t.chapter, t.seconds) for t in timings.ordered()] == [("intro.ipynb", 1.0), ("data.ipynb", 9.0),
+                                                                   ("model.ipynb", 3.0)]
+    other_budget = run_book.RunConfig(budget="full", output=tmp_path, chapters=("data",))
+    assert run_book.earlier_timings(other_budget, [tmp_path / "data.ipynb"]) == {}  # another budget's times
+    assert run_book.earlier_timings(everything, []) == {}  # a whole-book run starts afresh
+    everything.timings_path.write_text("{not json")
+    assert run_book.earlier_timings(one, [tmp_path / "data.ipynb"]) == {}
+
+
 @pytest.mark.slow
 def test_run_book_executes_in_order_injects_budget_and_fails_loudly(tmp_path):
     """A two-chapter book: the first takes `budget` and writes a file the second needs; then the second
