@@ -32,6 +32,17 @@ def seed_everything(seed: int, threads: int | None = DEFAULT_THREADS) -> torch.G
     return torch.Generator().manual_seed(seed)
 
 
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op thread count set to `n` inside the block, and restored after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """The device to run on: the argument, else `$RMT_DEVICE`, else CUDA when present, else CPU."""
     choice = device if device is not None else os.environ.get("RMT_DEVICE") or None

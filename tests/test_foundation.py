@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from rmt_lib import paths, resolve_device, seed_everything
-from rmt_lib.utils import DEFAULT_THREADS
+from rmt_lib.utils import DEFAULT_THREADS, torch_threads
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -52,6 +52,17 @@ def test_seed_everything_fixes_threads():
     assert torch.get_num_threads() == 1
     seed_everything(0)
     assert torch.get_num_threads() == DEFAULT_THREADS  # 2, unless $RMT_NUM_THREADS says otherwise
+
+
+def test_torch_threads_restores_the_thread_count_even_after_an_error():
+    torch.set_num_threads(2)
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2
+    with pytest.raises(RuntimeError), torch_threads(1):
+        raise RuntimeError("inside")
+    assert torch.get_num_threads() == 2
+    seed_everything(0)
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "3", True])

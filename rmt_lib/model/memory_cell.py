@@ -43,13 +43,13 @@ class MemoryCell(nn.Module):
         stream: "BloomStream | None" = None,  # from `stream()`: the same numbers with less work per segment
     ) -> CellOutput:
         M, (B, L) = self.num_memory_tokens, input_ids.shape
-        embeds = self.backbone.get_input_embeddings()(input_ids)  # (B, L, D)
-        if M:
-            embeds = torch.cat([memory, embeds, memory], dim=1)  # (B, P, D)
         attentions = None
         if stream is not None and attention_mask is None and not output_attentions:
-            h = stream(embeds)  # (B, P, D)
+            h = stream(stream.embed(input_ids, memory))  # (B, P, D)
         else:
+            embeds = self.backbone.get_input_embeddings()(input_ids)  # (B, L, D)
+            if M:
+                embeds = torch.cat([memory, embeds, memory], dim=1)  # (B, P, D)
             mask = None
             if attention_mask is not None:
                 ones = attention_mask.new_ones(B, M)
@@ -83,36 +83,52 @@ class MemoryCell(nn.Module):
 class BloomStream:
     """`BloomModel(inputs_embeds=x).last_hidden_state` for unpadded inputs in inference, op for op.
 
-    Every tensor operation below is the one transformers' Bloom runs, on tensors of the same shape and
+    Every arithmetic operation below is the one transformers' Bloom runs, on tensors of the same shape and
     layout, so the result is identical; what is left out is work that does not change it: ALiBi and the
-    causal mask (built once per input shape), dropout (identity in eval mode), module and autograd calls,
-    and ~100 nn.Module attribute lookups per segment (weights are read once, into `_Layer`s).
+    causal mask (built once per input shape, and added together, see `_bias`), dropout (identity in eval
+    mode), module and autograd calls, two of the three copies that split the heads, and ~100 nn.Module
+    attribute lookups per segment (weights are read once, into `_Layer`s).
     """
 
     def __init__(self, base):  # a transformers BloomModel
         self.base = base
+        self.embeddings = base.word_embeddings.weight  # (V, D)
         self.embed_norm, self.final_norm = _norm(base.word_embeddings_layernorm), _norm(base.ln_f)
         self.layers = [_Layer.of(block) for block in base.h]
         self._constants: dict[tuple, tuple[torch.Tensor, torch.Tensor | None]] = {}
 
-    def _alibi_and_mask(self, embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _bias(self, embeds: torch.Tensor) -> torch.Tensor:
+        """ALiBi plus the causal mask, (B * H, P, P), as BloomModel.forward builds them for attention_mask=None.
+
+        Bloom adds ALiBi inside `baddbmm` and the mask after it. Added beforehand instead, every score a token
+        may attend to is the same float (the mask is 0.0 there), and every masked score is still the float32
+        minimum to within rounding, whose exp is exactly 0.0 beside any real score: the softmax is unchanged,
+        bit for bit, and one addition per layer is saved."""
         key = (tuple(embeds.shape), embeds.dtype, embeds.device)
-        if key not in self._constants:  # as BloomModel.forward builds them for attention_mask=None
+        if key not in self._constants:
             from transformers.masking_utils import create_causal_mask
             from transformers.models.bloom.modeling_bloom import _get_alibi_slopes
 
             B, P, _ = embeds.shape
-            slopes = _get_alibi_slopes(self.base.num_heads, embeds.device)
+            H = self.base.num_heads
+            slopes = _get_alibi_slopes(H, embeds.device)
             alibi = (slopes[:, None, None] * torch.arange(P, device=embeds.device)).repeat(B, 1, 1).to(embeds.dtype)
             mask = create_causal_mask(config=self.base.config, inputs_embeds=embeds, attention_mask=None, cache=None)
-            self._constants[key] = alibi, mask  # (B * H, 1, P), (B, 1, P, P)
+            bias = alibi.expand(B * H, P, P) if mask is None else alibi.view(B, H, 1, P) + mask  # mask: (B, 1, P, P)
+            self._constants[key] = bias.reshape(B * H, P, P).contiguous()
         return self._constants[key]
 
+    def embed(self, input_ids: torch.Tensor, memory: torch.Tensor | None) -> torch.Tensor:
+        """[memory | token embeddings | memory]: (B, L) ids, (B, M, D) memory -> (B, P, D); the lookup that
+        nn.Embedding makes, without the module call and the backbone's get_input_embeddings()."""
+        embeds = torch.embedding(self.embeddings, input_ids)  # (B, L, D)
+        return embeds if memory is None else torch.cat([memory, embeds, memory], dim=1)
+
     def __call__(self, embeds: torch.Tensor) -> torch.Tensor:  # (B, P, D) -> (B, P, D)
-        alibi, mask = self._alibi_and_mask(embeds)
+        bias = self._bias(embeds)
         h = torch.layer_norm(embeds, *self.embed_norm)
         for layer in self.layers:  # BloomBlock; dropout_add in eval mode is residual + output
-            h = h + F.linear(layer.attention(torch.layer_norm(h, *layer.norm1), alibi, mask), *layer.dense)
+            h = h + F.linear(layer.attention(torch.layer_norm(h, *layer.norm1), bias), *layer.dense)
             y = _gelu(F.linear(torch.layer_norm(h, *layer.norm2), *layer.up))
             h = h + F.linear(y, *layer.down)
         return torch.layer_norm(h, *self.final_norm)
@@ -158,17 +174,14 @@ class _Layer(NamedTuple):
                    (mlp.dense_h_to_4h.weight, mlp.dense_h_to_4h.bias), (mlp.dense_4h_to_h.weight, mlp.dense_4h_to_h.bias),
                    attn.num_heads, attn.head_dim, attn.beta, attn.inv_norm_factor)
 
-    def attention(self, x: torch.Tensor, alibi: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def attention(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """BloomAttention.forward up to its output projection (no cache, dropout or tensor-parallel slices):
-        x (B, P, D) -> the heads' merged context (B, P, D)."""
+        x (B, P, D), bias (B * H, P, P) from `BloomStream._bias` -> the heads' merged context (B, P, D)."""
         B, P, _ = x.shape
         H, hd = self.heads, self.head_dim
-        q, k, v = F.linear(x, *self.qkv).view(B, P, H, 3, hd).unbind(3)  # 3 x (B, P, H, hd)
-        q = q.transpose(1, 2).reshape(B * H, P, hd)
-        k = k.transpose(1, 2).reshape(B * H, P, hd).transpose(-1, -2)  # (B * H, hd, P)
-        v = v.transpose(1, 2).reshape(B * H, P, hd)
-        scores = alibi.baddbmm(batch1=q, batch2=k, beta=self.beta, alpha=self.scale).view(B, H, P, P)
-        if mask is not None:
-            scores = scores + mask
-        probs = scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype).view(B * H, P, P)  # F.softmax's call
+        # One copy splits q, k and v into heads; each is then laid out as Bloom's own three copies are.
+        qkv = F.linear(x, *self.qkv).view(B, P, H, 3, hd).permute(3, 0, 2, 1, 4).reshape(3, B * H, P, hd)
+        q, k, v = qkv[0], qkv[1].transpose(-1, -2), qkv[2]  # (B * H, P, hd), (B * H, hd, P), (B * H, P, hd)
+        scores = bias.baddbmm(batch1=q, batch2=k, beta=self.beta, alpha=self.scale)  # (B * H, P, P)
+        probs = scores.softmax(dim=-1, dtype=torch.float32)  # F.softmax's call; float32 in, float32 out
         return torch.bmm(probs, v).view(B, H, P, hd).permute(0, 2, 1, 3).reshape(B, P, H * hd)
