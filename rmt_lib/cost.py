@@ -21,8 +21,8 @@ an earlier, larger point cannot hide or inflate it. On CUDA the peak is `torch.c
 
 FLOPs are counted per backbone position (read memory + segment + write memory), PaLM-style: a forward pass
 costs 2 x N + 4 x n_layers x hidden x P per position, where N counts the weights of the backbone's matmuls
-(its transformer blocks; not the embedding lookup, nor the tied LM head, which the classifier head never
-calls) and P is the number of positions attended over (the whole P x P score matrix is computed; causal
+(its transformer blocks; not the embedding lookup, nor the tied LM head, which the answer reads at one
+position per sample) and P is the number of positions attended over (the whole P x P score matrix is computed; causal
 masking saves the eager kernel nothing). Training costs 3 x forward (the backward pass is twice the
 forward) on the segments that get gradients.
 """
@@ -146,8 +146,8 @@ class CostConfig:
 def matmul_parameters(model) -> int:
     """Weights of the backbone's transformer blocks that enter a matmul per position (nn.Linear weights).
 
-    Left out: embeddings (a lookup), the tied LM head (the classifier head never calls it), norms and
-    biases (no matmul), and the answer/aux heads (applied to one position per sample).
+    Left out: embeddings (a lookup), norms and biases (no matmul), and the answer heads (the LM head or
+    the classifier, and the auxiliary head: applied at one position per sample or segment).
     """
     blocks = [m for name, m in model.backbone.base_model.named_modules() if isinstance(m, torch.nn.Linear)]
     return sum(m.weight.numel() for m in blocks)

@@ -30,15 +30,6 @@ def steps_to_threshold(metrics: Path, n_segments: int, threshold: float) -> int 
     return None
 
 
-def answer_token_ids() -> tuple[int, ...]:
-    """The token of each location as it follows a space, for the LM answer head (one token each)."""
-    tokenizer = load_tokenizer()
-    ids = [tokenizer.encode(" " + location) for location in LOCATIONS]
-    if any(len(i) != 1 for i in ids):
-        raise SystemExit(f"the LM head needs one token per location; the tokenizer gives {dict(zip(LOCATIONS, ids))}")
-    return tuple(i[0] for i in ids)
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--backbones", nargs="+", default=["bloom", "llama", "gpt2"])
@@ -49,7 +40,7 @@ def main() -> int:
     p.add_argument("--output", default="data/results/backbones.json")
     args = p.parse_args()
     base = PRESETS["default"]
-    head = dict(answer_head=args.answer_head, answer_token_ids=answer_token_ids() if args.answer_head == "lm" else ())
+    head = dict(answer_head=args.answer_head, answer_token_ids=load_tokenizer().word_ids(LOCATIONS))
     rows = []
     for backbone in args.backbones:
         stages = tuple(dataclasses.replace(s, max_steps=n) for s, n in zip(base.stages[:2], args.steps))  # default lrs

@@ -35,6 +35,7 @@ def ids(batch=2, n_segments=3, seed=0) -> torch.Tensor:
     (dict(num_heads=3), "divisible"),
     (dict(backbone="gpt9"), "unknown backbone"),
     (dict(answer_head="lm"), "answer_token_id"),
+    (dict(answer_head="lm", num_answers=2, answer_token_ids=(3, 64)), "below vocab_size 64"),
     (dict(aux_every_segment=True, num_aux_actors=0), "aux_every_segment"),
 ])
 def test_config_rejects_invalid_combinations(changes, message):

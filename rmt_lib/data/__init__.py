@@ -7,11 +7,12 @@ from rmt_lib.data.background import Background, load_background, split_sentences
 from rmt_lib.data.grammar import ACTORS, LOCATIONS, VERBS, find_facts, world_state
 from rmt_lib.data.io import read_babi, read_jsonl, write_jsonl
 from rmt_lib.data.samples import EncodedSample, Sample, encode_sample, generate_samples
-from rmt_lib.data.tokenizer import Tokenizer, load_tokenizer
+from rmt_lib.data.tokenizer import LOCATION_TOKEN_IDS, Tokenizer, load_tokenizer
 
 __all__ = [
     "ACTORS",
     "LOCATIONS",
+    "LOCATION_TOKEN_IDS",
     "VERBS",
     "Background",
     "EncodedSample",

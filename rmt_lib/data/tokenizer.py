@@ -21,6 +21,9 @@ from rmt_lib.files import write_text_atomic
 
 VOCAB_SIZE = 2048
 PAD_TOKEN, EOS_TOKEN = "<pad>", "<|endoftext|>"  # ids 0 and 1
+# The token of each location after a space (" bathroom", " bedroom", ...; grammar.LOCATIONS order): the LM
+# answer head's candidates. Written out so that a model config needs no tokenizer; a test checks them.
+LOCATION_TOKEN_IDS = (627, 623, 603, 626, 617, 610)
 FACT_REPEATS = 50  # each fact and question is seen this often in training, so the grammar gets whole tokens
 # Texts longer than this (chars) are encoded in chunks split at single spaces. Measured on a 3.4M-char text:
 # one 64K-char chunk holds 11 MB of tokenizer state at once, a 4K-char one under 1 MB, for no more CPU.
@@ -60,6 +63,15 @@ class Tokenizer:
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self.hf.encode_batch([_valid(t) for t in texts], add_special_tokens=False)]
+
+    def word_ids(self, words: Iterable[str]) -> tuple[int, ...]:
+        """The token of each word as it follows a space: the candidate answers' tokens for the LM answer head.
+
+        Each word must be a single token; a ValueError names those that are not."""
+        encoded = [(word, self.encode(" " + word)) for word in words]
+        if split := {word: ids for word, ids in encoded if len(ids) != 1}:
+            raise ValueError(f"each word must be one token after a space, but {self.source} splits {split}")
+        return tuple(ids[0] for _, ids in encoded)
 
     def encode_with_offsets(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Token ids (n,) int64 and their [start, end) character offsets (n, 2) int64 into `text`.

@@ -17,7 +17,9 @@ class RMTConfig:
     """The paper's RMT at laptop scale.
 
     A segment is laid out ``[read memory | segment tokens | write memory]`` so the backbone sees
-    ``2 * num_memory_tokens + segment_size`` positions per call. Defaults are the shipped model's.
+    ``2 * num_memory_tokens + segment_size`` positions per call. Defaults are the shipped model's shape;
+    its training preset (``rmt_lib.train.PRESETS["default"]``) also picks the LM answer head, with the
+    locations' tokens, and the auxiliary loss at every segment.
     """
 
     # The positional scheme matters at this size. Measured (scripts/compare_backbones.py, one seed each,
@@ -66,7 +68,10 @@ class RMTConfig:
             raise ValueError(f"answer_head must be 'classifier' or 'lm', got {self.answer_head!r}")
         if self.answer_head == "lm" and len(self.answer_token_ids) != self.num_answers:
             raise ValueError(f"answer_head='lm' needs one answer_token_id per answer ({self.num_answers}), "
-                             f"got {len(self.answer_token_ids)}")
+                             f"got {len(self.answer_token_ids)}; `tokenizer.word_ids(LOCATIONS)` gives them")
+        if any(not 0 <= i < self.vocab_size for i in self.answer_token_ids):
+            raise ValueError(f"answer_token_ids {tuple(self.answer_token_ids)} must be token ids below vocab_size "
+                             f"{self.vocab_size}")
         if self.max_positions is not None and self.max_positions < self.positions_per_call:
             raise ValueError(f"a segment's layout needs {self.positions_per_call} positions "
                              f"(segment_size {self.segment_size} + 2 x {self.num_memory_tokens} memory tokens) "

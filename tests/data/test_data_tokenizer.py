@@ -23,6 +23,14 @@ def test_grammar_words_are_single_tokens(tokenizer):
     assert max(len(tokenizer.encode(" " + f)) for f in all_fact_sentences()) <= 8
 
 
+def test_word_ids_are_the_words_single_tokens(tokenizer):
+    ids = tokenizer.word_ids(LOCATIONS)
+    assert [tokenizer.decode([i]) for i in ids] == [" " + w for w in LOCATIONS]
+    assert ids == tokenizer_module.LOCATION_TOKEN_IDS  # the LM answer head's candidates, written out
+    with pytest.raises(ValueError, match="one token.*'unbelievably'"):
+        tokenizer.word_ids(["kitchen", "unbelievably"])
+
+
 @given(text=st.text(max_size=200))
 @settings(deadline=None)
 def test_any_text_tokenizes_and_decodes_back(tokenizer, text):
