@@ -121,3 +121,42 @@ def test_gelu_has_the_bits_of_blooms():
                   + [torch.tensor([0.0, -0.0, float("inf"), -float("inf"), float("nan"), 1e-45, -3.4e38])])
     with torch.inference_mode():
         assert torch.equal(_gelu(x).view(torch.int32), bloom_gelu_forward(x).view(torch.int32))
+
+
+def test_the_last_layer_on_the_write_rows_alone_has_the_full_layers_bits_or_is_not_used():
+    """`BloomStream(embeds, rows)` computes the last layer at `rows` only where that was checked to give the
+    same bits on this machine's kernels; where it would not, it runs the whole layer. Either way: the same bits."""
+    model = bloom(seed=1, vocab_size=2048, hidden_size=64, num_layers=4, num_heads=4, segment_size=32,
+                  num_memory_tokens=8)
+    write = slice(40, None)  # the write memory of a 32-token segment with 8 memory tokens
+    embeds = torch.randn(2, 48, 64, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        stream = model.cell.stream()
+        full = stream(embeds)  # (2, 48, 64)
+        assert torch.equal(stream(embeds, rows=write), full[:, write])
+        assert list(stream._rows_exact) == [((2, 48, 64), 40, None)]  # checked once for this shape
+
+        class Inexact:  # a last layer whose rows-only result is one ulp-ish off, as another BLAS might be
+            def __init__(self, layer):
+                self.layer = layer
+
+            def __call__(self, h, bias, rows=None):
+                out = self.layer(h, bias, rows)
+                return out if rows is None else out + 1e-6
+
+        stream.layers[-1] = Inexact(stream.layers[-1])
+        stream._rows_exact.clear()
+        assert torch.equal(stream(embeds, rows=write), full[:, write])  # the whole layer ran instead
+        assert stream._rows_exact == {((2, 48, 64), 40, None): False}
+
+
+def test_segments_before_the_question_skip_the_hidden_states_only_in_the_stream():
+    model = bloom()
+    x, _ = ids_and_mask(model.config, 1, n_segments=3, pads=[0])
+    with torch.inference_mode():
+        memory = model.cell.initial_memory.unsqueeze(0)
+        stream = model.cell.stream()
+        skipped = model.cell(x[:, :6], memory, stream=stream, memory_only=True)
+        kept = model.cell(x[:, :6], memory, stream=stream)
+        assert skipped.hidden is None and torch.equal(skipped.memory, kept.memory)
+        assert model.cell(x[:, :6], memory, memory_only=True).hidden is not None  # the backbone path keeps them

@@ -82,6 +82,7 @@ class RecurrentMemoryTransformer(nn.Module):
         # Segments before `cut` get no gradient: truncated BPTT through the last bptt_depth segments.
         cut = n_segments - cfg.bptt_depth if cfg.bptt_depth and self.training else 0
         segments = range(n_segments) if cfg.recurrent else range(n_segments - 1, n_segments)
+        last = n_segments - 1  # the question's segment: the only one whose hidden states the answer reads
 
         memory = self._initial_memory(B)
         states = [memory.detach().float().cpu()] if capture_memory and memory is not None else []
@@ -97,7 +98,8 @@ class RecurrentMemoryTransformer(nn.Module):
                 ids = input_ids[:, s * L:(s + 1) * L]  # (B, L)
                 mask = attention_mask[:, s * L:(s + 1) * L] if s in padded else None
                 with torch.no_grad() if s < cut else nullcontext():
-                    out = self.cell(ids, memory, mask, output_attentions=s in wanted, stream=stream)
+                    out = self.cell(ids, memory, mask, output_attentions=s in wanted, stream=stream,
+                                    memory_only=not track and s != last)
                 memory = out.memory
                 if track:
                     segment_ends.append(out.hidden[:, -1])
