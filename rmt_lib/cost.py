@@ -5,9 +5,10 @@
 
 One run measures three things and returns them as one JSON-ready dict (schema `SCHEMA`):
 
-1. inference time and peak memory against input length, for the RMT streamed segment by segment under
-   `no_grad` and for the same backbone attending over the whole input at once (stopped before the point
-   whose predicted peak passes the memory cap);
+1. inference time and peak memory against input length, for the RMT streamed segment by segment as
+   `evaluate` streams it (`inference_mode`, one thread for a lone sample) and for the same backbone
+   attending over the whole input at once (stopped before the point whose predicted peak passes the
+   memory cap);
 2. training throughput (forward + backward + AdamW, the trainer's step) against this machine's measured
    matmul peak: model FLOPs utilisation, for a few cheap variants (threads, batch size, `torch.compile`);
 3. the wall time and peak memory of `python -m rmt_lib evaluate --input` on a million-token QA1 sample,
@@ -40,6 +41,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -274,6 +276,8 @@ def full_attention_backbone(model, n_tokens: int):
 
 def inference_point(spec: dict[str, Any]) -> dict[str, Any]:
     """Time and peak memory of one forward pass over `n_segments` segments (spec: see `_inference_spec`)."""
+    from rmt_lib.evaluate import stream_threads
+
     device = _setup(spec)
     model = _load(spec["checkpoint"], device)
     cfg, L = model.config, model.config.segment_size
@@ -292,7 +296,10 @@ def inference_point(spec: dict[str, Any]) -> dict[str, Any]:
     memory = _Memory(device)
     times: list[float] = []
     cpu: list[float] = []  # process CPU seconds: near the wall time on an idle machine, far below it on a busy one
-    with torch.no_grad():
+    # As `evaluate` runs it: a lone sample's stream on one thread (full attention's large matmuls keep them all).
+    threads = stream_threads(spec["batch_size"], device) if spec["mode"] == "rmt" else nullcontext()
+    with torch.inference_mode(), threads:
+        threads_used = torch.get_num_threads()
         run(ids[:, :L])  # warm-up on one segment: first-call costs are not the input's
         memory.start()
         while len(times) < spec["repeats"] and (not times or sum(times) < spec["budget_s"]):
@@ -307,7 +314,7 @@ def inference_point(spec: dict[str, Any]) -> dict[str, Any]:
              else full_attention_flops(cfg, n_matmul, n_tokens, spec["batch_size"]))
     time_s = statistics.median(times)
     return dict(mode=spec["mode"], n_segments=spec["n_segments"], n_tokens=n_tokens, batch_size=spec["batch_size"],
-                threads=spec["threads"], time_s=time_s, times_s=times, cpu_s=cpu, tokens_per_s=spec["batch_size"] * n_tokens / time_s,
+                threads=spec["threads"], threads_used=threads_used, time_s=time_s, times_s=times, cpu_s=cpu, tokens_per_s=spec["batch_size"] * n_tokens / time_s,
                 flops=flops, **memory.peak())
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +51,7 @@ def evaluate(model: RecurrentMemoryTransformer, tokenizer, samples: Sequence[Sam
     Returns the evaluation JSON: `accuracy`, `samples` in input order (`prediction`, `target`,
     `n_segments`, `correct`) and `by_length` (accuracy, counts and 95% Wilson interval per n_segments).
 
-    A batch of one sample runs on one CPU thread: its per-segment operations (a few thousand floats each)
-    are too small to share, and the second thread's synchronisation costs more than it saves. Measured on
-    one 1M-token sample, 2 cores: 53.5-61.9 s with one thread, 67.9-70.9 s with two. From 4 samples up, two
-    threads are faster (0.58 vs 0.80 ms per sample and segment at batch 4).
+    A batch of one sample runs on one CPU thread (see `stream_threads`).
     """
     if not samples:
         raise ValueError("no samples to evaluate")
@@ -65,7 +62,7 @@ def evaluate(model: RecurrentMemoryTransformer, tokenizer, samples: Sequence[Sam
     bar = tqdm(total=len(samples), desc="evaluate", unit="sample", disable=not progress)
     for idx, batch in batches_by_length(samples, encoded, batch_size):
         b = batch.to(device)
-        with torch_threads(1) if len(idx) == 1 and device.type == "cpu" else nullcontext():
+        with stream_threads(len(idx), device):
             logits = model(b.input_ids, b.attention_mask).logits  # (B, num_answers)
         for i, p in zip(idx, logits.argmax(-1).tolist()):
             predictions[i] = p
@@ -75,6 +72,16 @@ def evaluate(model: RecurrentMemoryTransformer, tokenizer, samples: Sequence[Sam
             for p, s, e in zip(predictions, samples, encoded)]
     return dict(accuracy=sum(r["correct"] for r in rows) / len(rows), n_samples=len(rows),
                 by_length=accuracy_by_length(rows), samples=rows)
+
+
+def stream_threads(batch_size: int, device: torch.device) -> AbstractContextManager:
+    """The thread setting for streaming a batch: one CPU thread for a lone sample, else unchanged.
+
+    A lone sample's per-segment operations (a few thousand floats each) are too small to share, and a
+    second thread's synchronisation costs more than it saves. Measured on one 1M-token sample through the
+    CLI, 2 cores: 53.5-61.9 s with one thread, 67.9-70.9 s with two. From 4 samples up, two threads are
+    faster (0.58 vs 0.80 ms per sample and segment at batch 4)."""
+    return torch_threads(1) if batch_size == 1 and device.type == "cpu" else nullcontext()
 
 
 def accuracy_by_length(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
