@@ -42,6 +42,7 @@ BASELINE_MODEL_DIR = paths.DATA_DIR / "baseline"  # the no-memory baseline (PRES
 BABI_DIR = Path(os.environ.get("RMT_BABI_DIR", paths.REPO_ROOT.parent / "shared" / "babi"))
 BABI_QA1_FILES = ("qa1_single-supporting-fact_train.txt", "qa1_single-supporting-fact_test.txt")
 PAPER_SEGMENT_SIZE = 512  # the paper's segments (GPT-2); ours are RMTConfig.segment_size
+PAPER_TRAINED_LENGTH = 32  # the paper's curriculum ends at 32 segments (its "16k")
 WORDS_PER_PAGE = 300  # a printed novel's page, for a sense of length
 
 
@@ -688,6 +689,22 @@ def curriculum_table(config, name: str) -> CurriculumTable:
     if not getattr(config, "stages", None):
         raise ValueError("curriculum_table needs a rmt_lib.train.TrainConfig (it has no stages)")
     return CurriculumTable(config, name)
+
+
+def answer_head_prose(config) -> str:
+    """How a model with this RMTConfig answers, for the prose (glued as Markdown)."""
+    if config.answer_head == "lm":
+        return (f"by the backbone's own language-model head, read at the tokens of the {config.num_answers} "
+                "candidate locations: the paper's LM loss on a one-token answer")
+    return f"by a small classifier over the {config.num_answers} candidate locations"
+
+
+def beyond_paper(config) -> str:
+    """The curriculum's lengths past the paper's (32 segments), for the prose (glued as Markdown): "64 and 96"."""
+    lengths = [str(s.n_segments) for s in config.stages if s.n_segments > PAPER_TRAINED_LENGTH]
+    if not lengths:
+        return f"no length past {PAPER_TRAINED_LENGTH}"
+    return lengths[0] if len(lengths) == 1 else ", ".join(lengths[:-1]) + " and " + lengths[-1]
 
 
 def read_training_log(path: str | Path) -> TrainingLog:

@@ -18,7 +18,7 @@ from rmt_lib import paths, results
 from rmt_lib.data import Sample, encode_sample, generate_samples, load_tokenizer
 from rmt_lib.evaluate import accuracy_by_length, wilson_interval
 from rmt_lib.model import RecurrentMemoryTransformer, RMTConfig, save_pretrained
-from rmt_lib.train import PRESETS
+from rmt_lib.train import PRESETS, Stage, TrainConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -123,6 +123,22 @@ def test_curriculum_table_lists_every_stage():
     cfg = PRESETS["default"]
     for stage in cfg.stages:  # each stage's own peak learning rate, or the config's
         assert f"{stage.lr if stage.lr is not None else cfg.lr:.1e}" in table
+
+
+def test_the_answer_head_is_named_in_prose():
+    assert "language-model head" in results.answer_head_prose(PRESETS["default"].model)
+    assert "classifier over the 6" in results.answer_head_prose(PRESETS["default"].model.replace(answer_head="classifier"))
+
+
+def test_the_curriculum_past_the_papers_is_named_in_prose():
+    def stages(*lengths):
+        return TrainConfig(stages=tuple(Stage(n, 1) for n in lengths))
+
+    assert results.beyond_paper(stages(1, 32, 64, 96)) == "64 and 96"
+    assert results.beyond_paper(stages(1, 64, 96, 128)) == "64, 96 and 128"
+    assert results.beyond_paper(stages(1, 48)) == "48"
+    assert results.beyond_paper(stages(1, 2, 32)) == "no length past 32"
+    assert stages(1, 96, 64).trained_length == 96
 
 
 # ---------------------------------------------------------------------------------------- evaluation
