@@ -247,8 +247,9 @@ class Timings:
         return [self.by_chapter[c] for c in self.order if c in self.by_chapter]
 
 
-def earlier_timings(config: RunConfig, chapters: list[Path]) -> dict[str, ChapterTiming]:
-    """With --chapter: the times of the chapters not re-run, from the last run at the same budget."""
+def earlier_timings(config: RunConfig) -> dict[str, ChapterTiming]:
+    """With --chapter: every chapter's time from the last run at the same budget (read before
+    `prepare_output`, which replaces an output folder that is not the book folder)."""
     if not config.chapters or not config.timings_path.is_file():
         return {}
     try:
@@ -256,8 +257,7 @@ def earlier_timings(config: RunConfig, chapters: list[Path]) -> dict[str, Chapte
         rows = [ChapterTiming(**row) for row in earlier["chapters"]] if earlier.get("budget") == config.budget else []
     except (OSError, ValueError, KeyError, TypeError):  # unreadable or from another version: start afresh
         return {}
-    rerun = {p.relative_to(config.output).as_posix() for p in chapters}
-    return {t.chapter: t for t in rows if t.chapter not in rerun}
+    return {t.chapter: t for t in rows}
 
 
 class ChapterFailed(Exception):
@@ -321,12 +321,14 @@ def keep_build_copies_from_pytest(build_dir: Path) -> None:
 
 
 def run(config: RunConfig) -> int:
+    earlier = earlier_timings(config)
     prepare_output(config)
     every_chapter = chapter_notebooks(config.output)
     chapters = select_chapters(every_chapter, config.chapters)
     _kernel_environment(config)
     order = [p.relative_to(config.output).as_posix() for p in every_chapter]
-    timings = Timings(order, earlier_timings(config, chapters))
+    rerun = {p.relative_to(config.output).as_posix() for p in chapters}
+    timings = Timings(order, {name: t for name, t in earlier.items() if name not in rerun})
     _write_json_atomic(config.timings_path, _timings_payload(config, timings.ordered(), None))
     where = "in place" if config.in_place else f"in {config.output}"
     print(f"Executing {len(chapters)} chapter(s) {where}, budget={config.budget}", flush=True)

@@ -224,27 +224,19 @@ def test_volatile_metadata_is_stripped(tmp_path):
     assert out.metadata["papermill"] == {"parameters": {"budget": "ci"}, "version": "2.7.0"}
 
 
-def test_rerunning_one_chapter_keeps_the_other_chapters_times(tmp_path):
-    """--chapter X rewrites X's time and keeps the rest from the last run at the same budget, in toc order."""
-    def timing(name, seconds):
-        return run_book.ChapterTiming(chapter=name, seconds=seconds, status="ok", parameters={})
-
-    order = ["intro.ipynb", "data.ipynb", "model.ipynb"]
+def test_earlier_timings_are_read_only_for_a_chapter_run_at_the_same_budget(tmp_path):
+    order = ["intro.ipynb", "data.ipynb"]
     everything = run_book.RunConfig(budget="ci", output=tmp_path)
-    first = [timing(name, 1.0 + i) for i, name in enumerate(order)]
+    first = [run_book.ChapterTiming(chapter=name, seconds=1.0 + i, status="ok", parameters={})
+             for i, name in enumerate(order)]
     run_book._write_json_atomic(everything.timings_path, run_book._timings_payload(everything, first, None))
-
     one = run_book.RunConfig(budget="ci", output=tmp_path, chapters=("data",))
-    timings = run_book.Timings(order, run_book.earlier_timings(one, [tmp_path / "data.ipynb"]))
-    assert sorted(timings.by_chapter) == ["intro.ipynb", "model.ipynb"]  # data's old time is not kept
-    timings.add(timing("data.ipynb", 9.0))
-    assert [(t.chapter, t.seconds) for t in timings.ordered()] == [("intro.ipynb", 1.0), ("data.ipynb", 9.0),
-                                                                   ("model.ipynb", 3.0)]
-    other_budget = run_book.RunConfig(budget="full", output=tmp_path, chapters=("data",))
-    assert run_book.earlier_timings(other_budget, [tmp_path / "data.ipynb"]) == {}  # another budget's times
-    assert run_book.earlier_timings(everything, []) == {}  # a whole-book run starts afresh
+    assert {name: t.seconds for name, t in run_book.earlier_timings(one).items()} == {"intro.ipynb": 1.0,
+                                                                                       "data.ipynb": 2.0}
+    assert run_book.earlier_timings(run_book.RunConfig(budget="full", output=tmp_path, chapters=("data",))) == {}
+    assert run_book.earlier_timings(everything) == {}  # a whole-book run starts afresh
     everything.timings_path.write_text("{not json")
-    assert run_book.earlier_timings(one, [tmp_path / "data.ipynb"]) == {}
+    assert run_book.earlier_timings(one) == {}
 
 
 @pytest.mark.slow
@@ -271,6 +263,13 @@ def test_run_book_executes_in_order_injects_budget_and_fails_loudly(tmp_path):
     timings = json.loads((out / "_build" / run_book.TIMINGS_NAME).read_text())
     assert [c["chapter"] for c in timings["chapters"]] == ["first.ipynb", "second.ipynb"]
     assert timings["chapters"][0]["parameters"] == {"budget": "ci"} and timings["chapters"][1]["parameters"] == {}
+
+    # One chapter again: the output folder is made afresh, yet the other chapter's time is kept, in toc order.
+    (src / "handoff.txt").write_text("ci")  # what the first chapter left in the old output folder
+    again = subprocess.run(cmd + ["--chapter", "second"], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert again.returncode == 0, again.stderr
+    kept = json.loads((out / "_build" / run_book.TIMINGS_NAME).read_text())["chapters"]
+    assert [c["chapter"] for c in kept] == ["first.ipynb", "second.ipynb"] and kept[0] == timings["chapters"][0]
 
     nbformat.write(new_notebook(cells=[new_code_cell('raise RuntimeError("chapter two is broken")')]),
                    src / "second.ipynb")
