@@ -134,15 +134,19 @@ def test_the_last_layer_on_the_write_rows_alone_has_the_full_layers_bits_or_is_n
         stream = model.cell.stream()
         full = stream(embeds)  # (2, 48, 64)
         assert torch.equal(stream(embeds, rows=write), full[:, write])
-        assert list(stream._rows_exact) == [((2, 48, 64), 40, None)]  # checked once for this shape
+        assert list(stream._rows_exact) == [((2, 48, 64), 40, None)]  # checked once for this shape ...
+        assert model.cell.stream()._rows_exact is stream._rows_exact  # ... per model, not per forward call
 
-        class Inexact:  # a last layer whose rows-only result is one ulp-ish off, as another BLAS might be
+        class Inexact:  # a last layer whose rows-only result differs, as it might on another BLAS
             def __init__(self, layer):
                 self.layer = layer
 
             def __call__(self, h, bias, rows=None):
                 out = self.layer(h, bias, rows)
-                return out if rows is None else out + 1e-6
+                if rows is not None:
+                    out = out.clone()
+                    out[..., 0] += 1e-3  # one feature: the final layer norm does not undo it
+                return out
 
         stream.layers[-1] = Inexact(stream.layers[-1])
         stream._rows_exact.clear()

@@ -33,6 +33,7 @@ class MemoryCell(nn.Module):
         std = getattr(backbone.config, "initializer_range", 0.02)
         # Trainable initial memory, on the scale of the token embeddings it sits beside.
         self.initial_memory = nn.Parameter(torch.randn(num_memory_tokens, hidden) * std) if num_memory_tokens else None
+        self._rows_exact: dict[tuple, bool] = {}  # BloomStream's verdicts, kept across calls (a BLAS property)
 
     def forward(
         self,
@@ -81,7 +82,7 @@ class MemoryCell(nn.Module):
         other_layout = cfg.apply_residual_connection_post_layernorm or (cfg.pretraining_tp > 1 and cfg.slow_but_exact)
         tested = weight.dtype == torch.float32 and weight.device.type == "cpu"  # where parity is tested bit for bit
         hooked = any(m._forward_hooks or m._forward_pre_hooks for m in base.modules())  # hooks must see modules run
-        return BloomStream(base) if tested and not other_layout and not hooked else None
+        return BloomStream(base, self._rows_exact) if tested and not other_layout and not hooked else None
 
 
 class BloomStream:
@@ -91,16 +92,19 @@ class BloomStream:
     layout, so the result is identical; what is left out is work that does not change it: ALiBi and the
     causal mask (built once per input shape, and added together, see `_bias`), dropout (identity in eval
     mode), module and autograd calls, two of the three copies that split the heads, and ~100 nn.Module
-    attribute lookups per segment (weights are read once, into `_Layer`s).
+    attribute lookups per segment (weights are read once, into `_Layer`s). One exception, checked at run
+    time: with `rows`, the last layer runs on fewer rows than Bloom's (see `__call__`).
     """
 
-    def __init__(self, base):  # a transformers BloomModel
+    def __init__(self, base, rows_exact: dict[tuple, bool] | None = None):  # a transformers BloomModel
         self.base = base
         self.embeddings = base.word_embeddings.weight  # (V, D)
         self.embed_norm, self.final_norm = _norm(base.word_embeddings_layernorm), _norm(base.ln_f)
         self.layers = [_Layer.of(block) for block in base.h]
         self._constants: dict[tuple, torch.Tensor] = {}
-        self._rows_exact: dict[tuple, bool] = {}  # (input shape, rows) -> the last layer on rows only is exact
+        # (input shape, rows) -> the last layer on those rows alone gives the same bits; shared by the streams
+        # of one MemoryCell, so that each shape is checked once per model, not once per forward call.
+        self._rows_exact = {} if rows_exact is None else rows_exact
 
     def _bias(self, embeds: torch.Tensor) -> torch.Tensor:
         """ALiBi plus the causal mask, (B * H, P, P), as BloomModel.forward builds them for attention_mask=None.
@@ -144,18 +148,15 @@ class BloomStream:
         for layer in self.layers[:-1]:
             h = layer(h, bias)
         last = self.layers[-1]
-        if rows is not None and self._rows_are_exact(h, bias, rows):
-            return torch.layer_norm(last(h, bias, rows), *self.final_norm)
-        out = torch.layer_norm(last(h, bias), *self.final_norm)
-        return out if rows is None else out[:, rows]
-
-    def _rows_are_exact(self, h: torch.Tensor, bias: torch.Tensor, rows: slice) -> bool:
+        if rows is None:
+            return torch.layer_norm(last(h, bias), *self.final_norm)
         key = (tuple(h.shape), rows.start, rows.stop)
-        if key not in self._rows_exact:
-            last = self.layers[-1]
-            full = torch.layer_norm(last(h, bias), *self.final_norm)[:, rows]
+        if self._rows_exact.get(key):
+            return torch.layer_norm(last(h, bias, rows), *self.final_norm)
+        full = torch.layer_norm(last(h, bias), *self.final_norm)[:, rows]
+        if key not in self._rows_exact:  # the first input of this shape: try the rows alone, and compare
             self._rows_exact[key] = torch.equal(full, torch.layer_norm(last(h, bias, rows), *self.final_norm))
-        return self._rows_exact[key]
+        return full
 
 
 # bloom_gelu_forward's constants as float32 0-dim tensors: the same values its Python floats become in a float32
