@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rmt_lib.data import generate_samples, load_tokenizer, write_jsonl
-from rmt_lib.evaluate import evaluate, generate_eval_samples, wilson_interval
+from rmt_lib.evaluate import evaluate, generate_eval_samples, stream_threads, wilson_interval
 from rmt_lib.model import RecurrentMemoryTransformer, RMTConfig, save_pretrained
 
 SMALL = RMTConfig(hidden_size=16, num_layers=1, num_heads=2, num_memory_tokens=2)
@@ -92,3 +92,23 @@ def test_missing_or_corrupt_checkpoint_is_a_clear_error(tmp_path, checkpoint):
     result = _cli("--checkpoint", str(broken), "--input", str(tmp_path / "s.jsonl"), "--output", str(tmp_path / "o.json"))
     assert result.returncode == 2 and "checksum mismatch" in result.stderr
     assert not (tmp_path / "o.json").exists()
+
+
+def test_a_lone_sample_streams_on_one_thread_and_the_thread_count_comes_back():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    cpu = torch.device("cpu")
+    try:
+        with stream_threads(1, cpu):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with stream_threads(4, cpu):  # batches keep every thread
+            assert torch.get_num_threads() == 2
+        with stream_threads(1, torch.device("cuda")):  # the rule is about CPU threads only
+            assert torch.get_num_threads() == 2
+        tok = load_tokenizer()
+        evaluate(RecurrentMemoryTransformer(SMALL).eval(), tok, generate_eval_samples([2], 1, seed=0, tokenizer=tok),
+                 progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
