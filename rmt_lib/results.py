@@ -531,6 +531,8 @@ def forward_trace(model, encoded: EncodedSample) -> ForwardTrace:
         seen.setdefault("backbone_in", tuple(kwargs["inputs_embeds"].shape))
 
     def after_cell(_module, args, out: CellOutput):
+        # The first segment's cell has its hidden states: the pre-hook above turns the stream off (a hooked
+        # module must run), and without the stream a cell never skips them (memory_only).
         if "cell_ids" not in seen:
             seen["cell_ids"] = tuple(args[0].shape)
             seen["cell_hidden"] = tuple(out.hidden.shape)

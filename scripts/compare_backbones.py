@@ -36,7 +36,8 @@ def main() -> int:
     p.add_argument("--steps", type=int, nargs=2, default=[1000, 800], help="budgets at 1 and 2 segments")
     p.add_argument("--threshold", type=float, default=0.9)
     p.add_argument("--answer-head", choices=["classifier", "lm"], default="classifier",
-                   help="classifier over the six locations (default) or the backbone's LM head at their tokens")
+                   help="classifier over the six locations (default: how data/results/backbones.json was measured) "
+                        "or the backbone's LM head at their tokens (the shipped model's head)")
     p.add_argument("--output", default="data/results/backbones.json")
     args = p.parse_args()
     base = PRESETS["default"]
@@ -56,7 +57,8 @@ def main() -> int:
                                                  "2": steps_to_threshold(metrics, 2, args.threshold)},
                              best_val_accuracy={str(s["n_segments"]): s["best_val_accuracy"] for s in stages}))
         print(rows[-1], flush=True)
-    write_json(dict(threshold=args.threshold, budgets=args.steps, config=base.to_dict(), results=rows), args.output)
+    ran = dataclasses.replace(base, model=base.model.replace(**head))  # the config each backbone varies
+    write_json(dict(threshold=args.threshold, budgets=args.steps, config=ran.to_dict(), results=rows), args.output)
     return 0
 
 
