@@ -109,7 +109,10 @@ class CostConfig:
     matmul_size: int = 2048  # n of the n x n fp32 matmul that measures the machine's peak
     eval_tokens: int = 1_000_000  # the long sample through `python -m rmt_lib evaluate`
     eval_short_segments: int = 32
-    eval_long_threads: tuple[int, ...] = (1,)  # the long evaluate again at these thread counts (RMT_NUM_THREADS)
+    # Each evaluate command runs this often; its wall time is the median. One run of the 1M-token sample
+    # varied from 52 to 61 s on this machine, whose speed drifts by a quarter from minute to minute.
+    eval_repeats: int = 3
+    eval_long_threads: tuple[int, ...] = ()  # the long evaluate again at these thread counts (RMT_NUM_THREADS)
     child_timeout_s: float = 1800.0
     seed: int = 0
 
@@ -117,7 +120,7 @@ class CostConfig:
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
         for name in ("threads", "batch_size", "repeats", "train_steps", "matmul_size", "eval_tokens",
-                     "eval_short_segments", "thread_check_segments"):
+                     "eval_short_segments", "thread_check_segments", "eval_repeats"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"CostConfig.{name} must be a positive int, got {getattr(self, name)!r}")
         for name in ("rmt_segments", "full_segments"):
@@ -140,7 +143,8 @@ class CostConfig:
         quick = dict(rmt_segments=(1, 32, 256), full_segments=(1, 8, 32), repeats=1, point_budget_s=5.0,
                      train_variants=(TrainVariant("quick (2 seg, batch 4)", n_segments=2, batch_size=4),),
                      train_warmup_steps=1, train_steps=1, matmul_size=256, eval_tokens=2048,
-                     eval_short_segments=8, eval_long_threads=(), thread_check=(), child_timeout_s=300.0)
+                     eval_short_segments=8, eval_repeats=1, eval_long_threads=(), thread_check=(),
+                     child_timeout_s=300.0)
         return cls(**(quick | changes))
 
 
@@ -670,7 +674,10 @@ def _pct(x: float | None) -> str:
 
 
 def _evaluate(config: CostConfig, checkpoint: Path, bar, say: Echo) -> dict[str, Any]:
-    """The short and the long sample at the configured threads (the targets), the long one again at others."""
+    """The short and the long sample at the configured threads (the targets), the long one again at others.
+
+    Each command runs `eval_repeats` times: the row is the run with the median wall time, with every run's
+    wall time and peak RSS beside it, and its peak RSS is the largest of them."""
     plan = [("short", dict(n_segments=config.eval_short_segments), config.threads),
             ("long", dict(n_tokens=config.eval_tokens), config.threads)]
     plan += [(f"long_{k}_threads", dict(n_tokens=config.eval_tokens), k)
@@ -679,9 +686,13 @@ def _evaluate(config: CostConfig, checkpoint: Path, bar, say: Echo) -> dict[str,
     with tempfile.TemporaryDirectory(prefix="rmt-cost-") as tmp:
         for name, size, threads in plan:
             bar.update()
-            rows[name] = row = measure_evaluate(str(checkpoint), device=config.device, threads=threads,
-                                                seed=config.seed, workdir=tmp, **size)
-            row["threads"] = threads
+            runs = [measure_evaluate(str(checkpoint), device=config.device, threads=threads, seed=config.seed,
+                                     workdir=tmp, **size) for _ in range(config.eval_repeats)]
+            rows[name] = row = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
+            row.update(threads=threads, wall_s_runs=[r["wall_s"] for r in runs],
+                       peak_rss_mb_runs=[r["peak_rss_mb"] for r in runs],
+                       peak_rss_mb=max(r["peak_rss_mb"] for r in runs),
+                       returncode=max((r["returncode"] for r in runs), key=abs))
             status = "ok" if row["returncode"] == 0 else f"exit {row['returncode']}: {row['stderr_tail'][-300:]}"
             say(f"evaluate {name:<16}{threads:>3} thr {row['n_tokens']:>10,} tokens {row['wall_s']:>7.1f} s  "
                 f"peak RSS {row['peak_rss_mb']:>6,.0f} MB  {status}")

@@ -106,7 +106,10 @@ def plot_evaluate(results: Mapping[str, Any]) -> Figure:
     fig = NotebookFigure(figsize=(9, 3.2), layout="constrained")
     ax_t, ax_m = fig.subplots(1, 2)
     x = np.arange(len(names))
-    ax_t.bar(x, [ev[n]["wall_s"] for n in names], color=RMT_COLOUR, alpha=0.8)
+    ax_t.bar(x, [ev[n]["wall_s"] for n in names], color=RMT_COLOUR, alpha=0.8)  # the median run
+    for i, n in enumerate(names):  # every run, where the command ran more than once
+        runs = ev[n].get("wall_s_runs", [])
+        ax_t.plot([i] * len(runs), runs, "o", ms=3, color="black", label="runs" if i == 0 and len(runs) > 1 else None)
     ax_m.bar(x, [ev[n]["peak_rss_mb"] for n in names], color=RMT_COLOUR, alpha=0.8)
     targets = results.get("targets", {})
     if "million_token_wall_s" in targets:
@@ -118,7 +121,9 @@ def plot_evaluate(results: Mapping[str, Any]) -> Figure:
         ax_m.axhline(cap, ls="--", lw=1, color=REFERENCE_COLOUR)
         ax_m.annotate(f"{targets['million_token_memory']['limit']}x short", (x[-1], cap), fontsize=8,
                       color=REFERENCE_COLOUR, xytext=(0, 3), textcoords="offset points", ha="center")
-    for ax, title, unit in ((ax_t, "wall time", "seconds"), (ax_m, "peak memory", "peak RSS (MB)")):
+    for ax, title, unit in ((ax_t, "wall time (median of runs)", "seconds"), (ax_m, "peak memory", "peak RSS (MB)")):
         ax.set_xticks(x, labels, fontsize=8)
         ax.set(title=title, ylabel=unit)
+    if ax_t.get_legend_handles_labels()[0]:
+        ax_t.legend(fontsize=8, loc="upper left")
     return fig

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -260,3 +261,24 @@ def test_compile_breakeven_pairs_the_compiled_run_with_its_eager_twin():
     got = compile_breakeven({"training": {"runs": runs}})
     assert got == pytest.approx(dict(speedup=2.0, compile_s=60.0, breakeven_steps=60.0))
     assert compile_breakeven({"training": {"runs": runs[:2]}}) is None
+
+
+def test_an_evaluate_row_is_its_median_run_with_every_run_kept(monkeypatch):
+    import types
+
+    from rmt_lib import cost
+
+    walls = iter([5.0, 3.0, 4.0, 9.0, 7.0, 8.0])  # short x 3, then long x 3
+
+    def fake_measure(checkpoint, *, n_tokens=None, n_segments=None, **_):
+        wall = next(walls)
+        return dict(wall_s=wall, peak_rss_mb=100.0 + wall, returncode=0, n_tokens=n_tokens or n_segments * 32)
+
+    monkeypatch.setattr(cost, "measure_evaluate", fake_measure)
+    rows = cost._evaluate(CostConfig.quick(eval_repeats=3), Path("unused"), types.SimpleNamespace(update=lambda: None),
+                          lambda _: None)
+    assert (rows["short"]["wall_s"], rows["short"]["wall_s_runs"]) == (4.0, [5.0, 3.0, 4.0])
+    assert rows["short"]["peak_rss_mb"] == 105.0  # the largest of the runs, not the median run's
+    assert (rows["long"]["wall_s"], rows["long"]["peak_rss_mb_runs"]) == (8.0, [109.0, 107.0, 108.0])
+    with pytest.raises(ValueError, match="eval_repeats"):
+        CostConfig(eval_repeats=0)
