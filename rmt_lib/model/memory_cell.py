@@ -47,10 +47,10 @@ class MemoryCell(nn.Module):
         M, (B, L) = self.num_memory_tokens, input_ids.shape
         attentions = None
         if stream is not None and attention_mask is None and not output_attentions:
+            embeds = stream.embed(input_ids, memory)  # (B, P, D)
             if memory_only and M:
-                return CellOutput(hidden=None, memory=stream(stream.embed(input_ids, memory), rows=slice(M + L, None)),
-                                  attentions=None)
-            h = stream(stream.embed(input_ids, memory))  # (B, P, D)
+                return CellOutput(hidden=None, memory=stream(embeds, rows=slice(M + L, None)), attentions=None)
+            h = stream(embeds)  # (B, P, D)
         else:
             embeds = self.backbone.get_input_embeddings()(input_ids)  # (B, L, D)
             if M:
