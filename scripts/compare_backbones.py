@@ -16,7 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from rmt_lib.data import LOCATIONS, load_tokenizer
 from rmt_lib.evaluate import write_json
 from rmt_lib.train import PRESETS, train
 
@@ -41,7 +40,7 @@ def main() -> int:
     p.add_argument("--output", default="data/results/backbones.json")
     args = p.parse_args()
     base = PRESETS["default"]
-    head = dict(answer_head=args.answer_head, answer_token_ids=load_tokenizer().word_ids(LOCATIONS))
+    head = dict(answer_head=args.answer_head)  # the default model carries the locations' token ids for "lm"
     rows = []
     for backbone in args.backbones:
         stages = tuple(dataclasses.replace(s, max_steps=n) for s, n in zip(base.stages[:2], args.steps))  # default lrs
