@@ -85,6 +85,10 @@ class RunConfig:
     def timings_path(self) -> Path:
         return self.output / "_build" / TIMINGS_NAME
 
+    def chapter_name(self, notebook: Path) -> str:
+        """A chapter as timings name it: its path under the output folder, e.g. "intro.ipynb"."""
+        return notebook.relative_to(self.output).as_posix()
+
 
 @dataclass(frozen=True)
 class ChapterTiming:
@@ -205,7 +209,7 @@ def execute_chapter(notebook_path: Path, config: RunConfig) -> ChapterTiming:
 
     nb = nbformat.read(notebook_path, as_version=4)
     parameters = {"budget": config.budget} if has_parameters_cell(nb) else {}
-    rel = notebook_path.relative_to(config.output).as_posix()
+    rel = config.chapter_name(notebook_path)
     # Executed into a scratch folder (not under book/, where nbval would collect it), then moved.
     scratch = Path(tempfile.mkdtemp(prefix="run_book-"))
     partial = scratch / notebook_path.name
@@ -235,16 +239,19 @@ def execute_chapter(notebook_path: Path, config: RunConfig) -> ChapterTiming:
 
 @dataclass
 class Timings:
-    """Each chapter's latest timing, written out in `_toc.yml` order."""
+    """Each chapter's latest timing, written to `config.timings_path` in `_toc.yml` order on every change."""
 
+    config: RunConfig
     order: list[str]  # every chapter, as ChapterTiming.chapter names it
     by_chapter: dict[str, ChapterTiming]
 
     def add(self, timing: ChapterTiming) -> None:
         self.by_chapter[timing.chapter] = timing
+        self.write()
 
-    def ordered(self) -> list[ChapterTiming]:
-        return [self.by_chapter[c] for c in self.order if c in self.by_chapter]
+    def write(self, build_seconds: float | None = None) -> None:
+        ordered = [self.by_chapter[c] for c in self.order if c in self.by_chapter]
+        _write_json_atomic(self.config.timings_path, _timings_payload(self.config, ordered, build_seconds))
 
 
 def earlier_timings(config: RunConfig) -> dict[str, ChapterTiming]:
@@ -326,33 +333,31 @@ def run(config: RunConfig) -> int:
     every_chapter = chapter_notebooks(config.output)
     chapters = select_chapters(every_chapter, config.chapters)
     _kernel_environment(config)
-    order = [p.relative_to(config.output).as_posix() for p in every_chapter]
-    rerun = {p.relative_to(config.output).as_posix() for p in chapters}
-    timings = Timings(order, {name: t for name, t in earlier.items() if name not in rerun})
-    _write_json_atomic(config.timings_path, _timings_payload(config, timings.ordered(), None))
+    rerun = {config.chapter_name(p) for p in chapters}
+    timings = Timings(config, [config.chapter_name(p) for p in every_chapter],
+                      {name: t for name, t in earlier.items() if name not in rerun})
+    timings.write()
     where = "in place" if config.in_place else f"in {config.output}"
     print(f"Executing {len(chapters)} chapter(s) {where}, budget={config.budget}", flush=True)
     for i, path in enumerate(chapters, 1):
-        label = f"[{i}/{len(chapters)}] {path.relative_to(config.output).as_posix()}"
+        label = f"[{i}/{len(chapters)}] {config.chapter_name(path)}"
         print(f"{label} ...", flush=True)
         try:
             timing = execute_chapter(path, config)
         except ChapterFailed as failure:
             timings.add(failure.timing)
-            _write_json_atomic(config.timings_path, _timings_payload(config, timings.ordered(), None))
             print(f"{label} FAILED\n", file=sys.stderr, flush=True)
             raise BookError(str(failure)) from failure
         timings.add(timing)
-        _write_json_atomic(config.timings_path, _timings_payload(config, timings.ordered(), None))
         params = f" (parameters: {timing.parameters})" if timing.parameters else ""
         print(f"{label} ok in {timing.seconds:.1f} s{params}", flush=True)
-    total = sum(timings.by_chapter[p.relative_to(config.output).as_posix()].seconds for p in chapters)
+    total = sum(timings.by_chapter[name].seconds for name in rerun)
     print(f"Executed {len(chapters)} chapter(s) in {total:.1f} s; times in {config.timings_path}", flush=True)
     if not config.build:
         return 0
     build_seconds = build_html(config)
     keep_build_copies_from_pytest(config.output / "_build")
-    _write_json_atomic(config.timings_path, _timings_payload(config, timings.ordered(), build_seconds))
+    timings.write(build_seconds)
     print(f"Built in {build_seconds:.1f} s: {config.output / '_build' / 'html' / 'index.html'}", flush=True)
     return 0
 
