@@ -6,8 +6,9 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from rmt_lib.data.grammar import LOCATIONS, parse_fact, parse_question
 from rmt_lib.data.samples import Sample
-from rmt_lib.files import atomic_path
+from rmt_lib.jsonio import atomic_path
 
 _BABI_LINE = re.compile(r"(\d+) (.*)")
 
@@ -133,3 +134,21 @@ def _story_sample(story: list[str], question: str, target: str) -> Sample:
         spans.append((pos, pos + len(sentence)))
         pos += len(sentence) + 1
     return Sample(input=" ".join(story), question=question, target=target, facts=tuple(story), fact_char_spans=tuple(spans))
+
+
+def read_babi_qa1(path: str | Path) -> list[Sample]:
+    """`read_babi` for task 1 only: every statement a QA1 fact, every question "Where is X?" answered by a
+    location; ValueError naming the file and the first question that is not QA1 (another task's file)."""
+    samples = read_babi(path)
+    if not samples:
+        raise ValueError(f"{path} holds no bAbI questions; give a bAbI QA1 file such as qa1_single-supporting-fact_test.txt")
+    for i, sample in enumerate(samples, start=1):
+        try:
+            parse_question(sample.question)
+            for fact in sample.facts:
+                parse_fact(fact)
+            if sample.target not in LOCATIONS:
+                raise ValueError(f"answer {sample.target!r} is not a QA1 location")
+        except ValueError as err:
+            raise ValueError(f"{path} is not a bAbI QA1 file (task 1, single supporting fact): question {i}: {err}") from None
+    return samples

@@ -1,5 +1,10 @@
 """BABILong-style samples: bAbI QA1 facts hidden at sentence boundaries of background prose.
 
+Facts go where BABILong puts them: at sentence boundaries of the background, wherever the segment
+boundaries fall, so that several facts may share a segment and a fact may be cut by a segment boundary
+(`placement="sentence"`, the default). `placement="aligned"` keeps every fact inside one segment, for
+comparisons only. The facts come from the bAbI QA1 grammar, or from real bAbI stories (`stories`).
+
 Samples are built at the token level, as BABILong does, but exactly: the background is tokenized once per
 (source, split, tokenizer) into flat numpy arrays, facts are spliced in between sentences, and the question
 ends the last segment. Because background whitespace is single spaces and every piece is space-led,
@@ -9,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,9 +35,11 @@ from rmt_lib.data.grammar import (
     sample_n_facts,
 )
 from rmt_lib.data.tokenizer import Tokenizer, default_tokenizer
-from rmt_lib.files import atomic_path
+from rmt_lib.jsonio import atomic_path
 
 TASKS = ("qa1",)
+# "sentence": BABILong's placement (a fact may be cut by a segment boundary); "aligned": never cut.
+PLACEMENTS = ("sentence", "aligned")
 TOKENIZED_CACHE_DIR = paths.CACHE_DIR / "tokenized"
 _BATCH = 4096  # sentences per encode_batch call while tokenizing a background
 _PLACEMENT_TRIES = 8  # windows tried before a layout is declared too small for its facts
@@ -58,7 +66,7 @@ class Sample:
     target: str  # "kitchen"
     facts: tuple[str, ...] = ()
     fact_char_spans: tuple[tuple[int, int], ...] = ()  # [start, end) in `input`
-    fact_segments: tuple[int, ...] = ()  # index of the segment holding each fact (empty for user samples)
+    fact_segments: tuple[int, ...] = ()  # segment holding each fact's last token (empty for user samples)
     _tokens: _TokenCache | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
@@ -109,7 +117,7 @@ class EncodedSample:
     n_segments: int
     segment_char_spans: tuple[tuple[int, int], ...]  # per segment, [start, end) of `input`; they tile `input`
     fact_token_spans: tuple[tuple[int, int], ...]  # [start, end) indices into input_ids
-    fact_segments: tuple[int, ...]  # segment index of each fact (of its first token)
+    fact_segments: tuple[int, ...]  # segment holding each fact's last token (a cut fact is read there)
     question_token_span: tuple[int, int]  # indices into input_ids; the question ends the last segment
     target_index: int  # LOCATIONS.index(target)
 
@@ -161,7 +169,8 @@ class _Stream:
 _STREAMS: dict[tuple[str, str], _Stream] = {}
 
 
-def _stream(background: Background, tokenizer: Tokenizer) -> _Stream:
+def tokenized_background(background: Background, tokenizer: Tokenizer) -> _Stream:
+    """The background as the generator draws from it: tokenized once per process (and cached on disk)."""
     key = (background.name, tokenizer.fingerprint)
     if key not in _STREAMS:
         _STREAMS[key] = _tokenize_background(background, tokenizer)
@@ -224,6 +233,7 @@ class _Layout:
     total: int  # T: tokens of input + question
     segment_size: int
     n_segments: int
+    aligned: bool = False  # every fact inside one segment (placement="aligned")
 
     @property
     def pad(self) -> int:  # left padding that encode_sample will add
@@ -242,23 +252,40 @@ def generate_samples(
     seed: int = 0,
     tokenizer: Tokenizer | None = None,
     progress: bool = False,
+    placement: str = "sentence",
+    stories: Sequence[Sample] | None = None,
 ) -> list[Sample]:
     """`n_samples` BABILong samples whose input + question are exactly `n_segments * segment_size` tokens
-    (or `tokens`). `n_facts=None` draws 2, 4, 6, 8 or 10 facts as bAbI QA1 does. Same arguments, same samples."""
-    layout = _validate(task, n_samples, n_segments, tokens, segment_size, n_facts, seed)
+    (or `tokens`). Same arguments, same samples.
+
+    The facts are a story drawn from the bAbI QA1 grammar (`n_facts=None` draws 2, 4, 6, 8 or 10 facts as
+    bAbI QA1 does), or with `stories` (e.g. `read_babi_qa1(path)`), the first `n_samples` of those real
+    stories in order, each a question with the statements before it, as BABILong takes them.
+    `placement` is "sentence" (BABILong's: facts at sentence boundaries, cut by segment boundaries
+    wherever they fall) or "aligned" (no fact is ever cut; for comparison)."""
+    layout = _validate(task, n_samples, n_segments, tokens, segment_size, n_facts, seed, placement)
+    if stories is not None:
+        if n_facts is not None:
+            raise ValueError("give n_facts or stories, not both: a real bAbI story brings its own facts")
+        if len(stories) < n_samples:
+            raise ValueError(f"{n_samples} samples asked for but only {len(stories)} bAbI stories given; "
+                             "ask for fewer samples or give a larger bAbI file")
     tokenizer = tokenizer if tokenizer is not None else default_tokenizer()
-    builder = _Builder(_stream(load_background(background, split), tokenizer), tokenizer, layout)
-    builder.check_room(n_facts)  # fail now, for every seed alike, rather than on the unlucky sample
+    builder = _Builder(tokenized_background(load_background(background, split), tokenizer), tokenizer, layout)
+    # Fail now, for every seed alike, rather than on the unlucky sample.
+    builder.check_room(n_facts if stories is None else max((len(s.facts) for s in stories[:n_samples]), default=1))
     rng = np.random.default_rng(seed)
     indices = range(n_samples)
     if progress:
         from tqdm import tqdm
 
         indices = tqdm(indices, desc="generate", unit="sample")
+    if stories is not None:
+        return [builder.build(rng, list(stories[i].facts), stories[i].question, stories[i].target) for i in indices]
     return [builder.sample(rng, n_facts if n_facts is not None else sample_n_facts(rng)) for _ in indices]
 
 
-def _validate(task, n_samples, n_segments, tokens, segment_size, n_facts, seed) -> _Layout:
+def _validate(task, n_samples, n_segments, tokens, segment_size, n_facts, seed, placement) -> _Layout:
     def is_int(x):
         return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
@@ -278,8 +305,10 @@ def _validate(task, n_samples, n_segments, tokens, segment_size, n_facts, seed) 
         raise ValueError(f"n_facts must be a positive int (or None for bAbI's 2-10), got {n_facts!r}")
     if not is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if placement not in PLACEMENTS:
+        raise ValueError(f"unknown placement {placement!r}; expected one of {', '.join(PLACEMENTS)}")
     total = int(tokens) if tokens is not None else int(n_segments) * int(segment_size)
-    return _Layout(total, int(segment_size), math.ceil(total / segment_size))
+    return _Layout(total, int(segment_size), math.ceil(total / segment_size), aligned=placement == "aligned")
 
 
 # tokenizer fingerprint -> sentence -> (ids, char starts) of " " + sentence: facts and questions, tokenized once.
@@ -307,25 +336,28 @@ class _Builder:
         longest_question = max(len(self.piece(question_sentence(a))[0]) for a in ACTORS)
         most = n_facts if n_facts is not None else MAX_FACTS
         need = most * longest_fact + longest_question
-        if need > lay.total or longest_fact > lay.segment_size:
+        if need > lay.total or (lay.aligned and longest_fact > lay.segment_size):
             drawn = f"{n_facts} facts" if n_facts is not None else f"n_facts=None draws up to {MAX_FACTS} facts (bAbI QA1), which"
+            each = f", each fact (up to {longest_fact} tokens) inside one segment of {lay.segment_size} tokens," if lay.aligned else ""
             raise ValueError(
-                f"too few tokens to hold the facts: {drawn} need up to {need} tokens with the question, each fact "
-                f"(up to {longest_fact} tokens) inside one segment of {lay.segment_size} tokens, but the sample has "
-                f"{lay.total} tokens; ask for at least {math.ceil(need / lay.segment_size)} segments, fewer facts "
-                "(n_facts / --facts), or a larger segment size"
+                f"too few tokens to hold the facts: {drawn} need up to {need} tokens with the question{each} but "
+                f"the sample has {lay.total} tokens; ask for at least {math.ceil(need / lay.segment_size)} segments, "
+                "fewer facts (n_facts / --facts), or a larger segment size"
             )
 
     def sample(self, rng: np.random.Generator, n_facts: int) -> Sample:
-        lay = self.layout
+        """A story of `n_facts` facts from the QA1 grammar, hidden in the background."""
         story, asked, target = qa1_story(rng, n_facts)
-        facts = [fact_sentence(*f) for f in story]
-        question = question_sentence(asked)
+        return self.build(rng, [fact_sentence(*f) for f in story], question_sentence(asked), target)
+
+    def build(self, rng: np.random.Generator, facts: list[str], question: str, target: str) -> Sample:
+        """These facts, in order, at sentence boundaries of a random window of the background; then the question."""
+        lay = self.layout
         fact_pieces = [self.piece(f) for f in facts]
         fact_lens = np.array([len(p[0]) for p in fact_pieces])
         q_ids = self.piece(question)[0]
         n_background = lay.total - len(q_ids) - int(fact_lens.sum())
-        if n_background < 0 or fact_lens.max() > lay.segment_size:
+        if n_background < 0 or (lay.aligned and fact_lens.max() > lay.segment_size):
             raise ValueError(self._too_small(fact_lens, len(q_ids)))
         for _ in range(_PLACEMENT_TRIES):  # a tight layout may fit the word boundaries of another window
             start = self._window_start(rng, n_background)
@@ -359,7 +391,7 @@ class _Builder:
             target=target,
             facts=tuple(facts),
             fact_char_spans=tuple(spans),
-            fact_segments=tuple(int(k) for k in (lay.pad + fact_tok) // lay.segment_size),
+            fact_segments=tuple(int(k) for k in (lay.pad + fact_tok + fact_lens - 1) // lay.segment_size),
             _tokens=cache,
         )
 
@@ -400,8 +432,8 @@ class _Builder:
 
     def _place(self, rng, start: int, n_background: int, fact_lens: np.ndarray) -> np.ndarray | None:
         """Where (background token offsets, non-decreasing) each fact goes: near random sentence boundaries of
-        the window, never straddling a segment boundary. Word boundaries are used only when the sentences
-        cannot hold the facts (sentences longer than the segments)."""
+        the window (aligned: never straddling a segment boundary, at word boundaries only where the sentences
+        cannot hold the facts, i.e. sentences longer than the segments)."""
         st = self.stream
         # Sentence starts inside the window, as offsets from `start` (wrapping around the ring).
         laps = np.arange(start // st.n, (start + n_background) // st.n + 1, dtype=np.int64)
@@ -420,8 +452,8 @@ class _Builder:
         return placed
 
     def _fit(self, candidates, preferred, wanted, fact_lens) -> np.ndarray | None:
-        """A non-decreasing choice p_i in candidates, each fact inside one segment, p_i nearest wanted_i
-        (among `preferred` first when given); None when no choice exists.
+        """A non-decreasing choice p_i in candidates, p_i nearest wanted_i (among `preferred` first when given),
+        each fact inside one segment when the layout is aligned; None when no choice exists.
 
         Fact i's fit depends only on p_i (the tokens of earlier facts are known), so the facts couple only
         through their order: a backward pass finds the latest feasible place of each fact, and a forward pass
@@ -430,6 +462,8 @@ class _Builder:
         before = np.concatenate([[0], np.cumsum(fact_lens)[:-1]])  # fact tokens ahead of fact i
 
         def fits(values: np.ndarray, i: int) -> np.ndarray:
+            if not lay.aligned:
+                return np.ones(values.shape, dtype=bool)
             return (lay.pad + values + before[i]) % lay.segment_size + fact_lens[i] <= lay.segment_size
 
         latest = np.empty(len(fact_lens), dtype=np.int64)
@@ -465,10 +499,8 @@ class _Builder:
             else f"{len(fact_lens)} facts ({int(fact_lens.sum())} tokens, the longest {int(fact_lens.max())}) could "
             f"not be placed at word boundaries of a {lay.total}-token sample"
         )
-        return (
-            f"too few tokens to hold the facts: {why}, each fact inside one segment of {lay.segment_size} tokens; "
-            "ask for more segments (or fewer facts, or a larger segment size)"
-        )
+        each = f", each fact inside one segment of {lay.segment_size} tokens" if lay.aligned else ""
+        return f"too few tokens to hold the facts: {why}{each}; ask for more segments (or fewer facts, or a larger segment size)"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -526,7 +558,7 @@ def encode_sample(sample: Sample, tokenizer: Tokenizer | None = None, segment_si
         n_segments=n_segments,
         segment_char_spans=segment_char_spans,
         fact_token_spans=tuple(fact_token_spans),
-        fact_segments=tuple(a // segment_size for a, _ in fact_token_spans),
+        fact_segments=tuple((b - 1) // segment_size for _, b in fact_token_spans),
         question_token_span=(pad + n, pad + total),
         target_index=LOCATIONS.index(sample.target),
     )

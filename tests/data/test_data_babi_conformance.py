@@ -87,3 +87,17 @@ def test_actor_shares_match(babi, ours):
         return np.array([actors[a] / total for a in ACTORS])
 
     assert np.abs(shares(stories(babi)) - shares([s.facts for s in ours])).max() < 0.03
+
+
+def test_real_test_stories_hidden_as_babilong_hides_them(prose_dir, tokenizer):
+    from rmt_lib.data import read_babi_qa1
+
+    stories = read_babi_qa1(BABI_DIR / QA1_FILES[1])
+    assert len(stories) == 1000
+    samples = generate_samples("qa1", 50, n_segments=16, background=prose_dir, seed=3, tokenizer=tokenizer,
+                               stories=stories)
+    for sample, story in zip(samples, stories):
+        assert (sample.facts, sample.question, sample.target) == (story.facts, story.question, story.target)
+        assert [sample.input[a:b] for a, b in sample.fact_char_spans] == list(story.facts)
+    with pytest.raises(ValueError, match="not a bAbI QA1 file"):
+        read_babi_qa1(BABI_DIR / "qa2_two-supporting-facts_test.txt")

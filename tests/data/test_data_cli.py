@@ -64,3 +64,49 @@ def test_module_entry_point(prose_dir, tmp_path):
     assert len(read_jsonl(out)) == 2
     bad = subprocess.run(cmd[:-2] + ["--segments", "1", "--facts", "10", "--output", str(tmp_path / "x.jsonl")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and not (tmp_path / "x.jsonl").exists()
+
+
+def _babi_file(tmp_path):
+    path = tmp_path / "qa1_test.txt"
+    path.write_text("1 Mary moved to the bathroom.\n2 John went to the hallway.\n3 Where is Mary? \tbathroom\t1\n"
+                    "4 Daniel went back to the garden.\n5 Where is Daniel? \tgarden\t4\n")
+    return path
+
+
+def test_babi_stories_and_placement(prose_dir, tmp_path):
+    babi = _babi_file(tmp_path)
+    out = tmp_path / "b.jsonl"
+    common = ["--segments", "4", "--background", str(prose_dir), "--babi", str(babi)]
+    assert generate("--samples", "2", *common, "--output", str(out)) == 0
+    samples = read_jsonl(out)
+    assert [s.question for s in samples] == ["Where is Mary?", "Where is Daniel?"]
+    assert samples[1].facts == ("Mary moved to the bathroom.", "John went to the hallway.",
+                                "Daniel went back to the garden.")
+    aligned = tmp_path / "a.jsonl"
+    assert generate("--samples", "2", *common, "--placement", "aligned", "--output", str(aligned)) == 0
+    assert [s.facts for s in read_jsonl(aligned)] == [s.facts for s in samples]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--samples", "3"], "only 2 bAbI stories"),
+    (["--samples", "1", "--facts", "2"], "--facts and --babi exclude each other"),
+    (["--samples", "1", "--babi", "{missing}"], "no such bAbI file"),
+    (["--samples", "1", "--babi", "{qa2}"], "not a bAbI QA1 file"),
+])
+def test_bad_babi_input(prose_dir, tmp_path, capsys, args, message):
+    qa2 = tmp_path / "qa2.txt"
+    qa2.write_text("1 Mary got the milk there.\n2 Where is the milk? \tbathroom\t1\n")
+    args = [a.format(missing=tmp_path / "missing.txt", qa2=qa2) for a in args]
+    if "--babi" not in args:
+        args += ["--babi", str(_babi_file(tmp_path))]
+    out = tmp_path / "out.jsonl"
+    assert generate(*args, "--segments", "4", "--background", str(prose_dir), "--output", str(out)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and not out.exists()
+
+
+def test_cli_placements_are_the_generators():
+    from rmt_lib import cli
+    from rmt_lib.data.samples import PLACEMENTS
+
+    assert cli.PLACEMENTS == PLACEMENTS

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rmt_lib.data import Sample, generate_samples, read_babi, read_jsonl, write_jsonl
+from rmt_lib.data import Sample, generate_samples, read_babi, read_babi_qa1, read_jsonl, write_jsonl
 from rmt_lib.data.io import _story_sample
 
 BABI_TEXT = """1 Mary moved to the bathroom.
@@ -108,3 +108,20 @@ def test_malformed_babi_line_names_file_and_line(tmp_path, bad_line, message):
 def test_story_sample_spans():
     sample = _story_sample(["A b.", "C d e."], "Where is Mary?", "office")
     assert sample.fact_char_spans == ((0, 4), (5, 11))
+
+
+def test_read_babi_qa1_accepts_task_1_and_names_what_is_not(tmp_path):
+    good = tmp_path / "qa1.txt"
+    good.write_text("1 Mary moved to the bathroom.\n2 John went to the hallway.\n3 Where is Mary? \tbathroom\t1\n")
+    (sample,) = read_babi_qa1(good)
+    assert sample.facts == ("Mary moved to the bathroom.", "John went to the hallway.") and sample.target == "bathroom"
+    qa2 = tmp_path / "qa2.txt"
+    qa2.write_text("1 Mary got the milk there.\n2 Mary went to the hallway.\n3 Where is the milk? \thallway\t1 2\n")
+    with pytest.raises(ValueError, match=r"qa2.txt is not a bAbI QA1 file .* question 1"):
+        read_babi_qa1(qa2)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    with pytest.raises(ValueError, match="holds no bAbI questions"):
+        read_babi_qa1(empty)
+    with pytest.raises(FileNotFoundError, match="no such bAbI file"):
+        read_babi_qa1(tmp_path / "absent.txt")

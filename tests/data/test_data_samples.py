@@ -20,13 +20,14 @@ from rmt_lib.data import (
     write_jsonl,
 )
 from rmt_lib.data.grammar import parse_question
+from rmt_lib.data.samples import PLACEMENTS
 
 from .conftest import needs_austen
 
 SENTENCE_END = tuple('.!?"\')]')
 
 
-def check_sample(sample: Sample, tokenizer, segment_size: int, total: int) -> None:
+def check_sample(sample: Sample, tokenizer, segment_size: int, total: int, aligned: bool = False) -> None:
     """Every promise generate_samples and encode_sample make about one sample."""
     # The answer is the asked actor's latest location as the facts state it.
     assert sample.target == world_state(sample.facts)[parse_question(sample.question)]
@@ -47,11 +48,14 @@ def check_sample(sample: Sample, tokenizer, segment_size: int, total: int) -> No
     for field in ("n_segments", "segment_char_spans", "fact_token_spans", "fact_segments", "question_token_span", "target_index"):
         assert getattr(enc, field) == getattr(fresh, field), field
     assert np.array_equal(enc.input_ids, fresh.input_ids)
-    # Spans and segment indices point at the facts' real tokens; no fact straddles a segment boundary.
+    # Spans and segment indices point at the facts' real tokens; a fact belongs to the segment of its last
+    # token, and only an aligned layout promises that no fact straddles a segment boundary.
     assert len(enc.fact_token_spans) == len(sample.facts)
     for (a, b), fact, segment in zip(enc.fact_token_spans, sample.facts, sample.fact_segments):
         assert tokenizer.decode(enc.input_ids[a:b]) == " " + fact
-        assert a // segment_size == (b - 1) // segment_size == segment
+        assert (b - 1) // segment_size == segment
+        if aligned:
+            assert a // segment_size == segment
     assert enc.fact_segments == sample.fact_segments
     # The question ends the last segment; facts come before it.
     q0, q1 = enc.question_token_span
@@ -69,9 +73,10 @@ lengths = st.sampled_from([8, 16, 32, 64]).flatmap(
 )
 
 
-@given(seed=st.integers(0, 2**32 - 1), layout=lengths, use_tokens=st.booleans(), default_facts=st.booleans())
+@given(seed=st.integers(0, 2**32 - 1), layout=lengths, use_tokens=st.booleans(), default_facts=st.booleans(),
+       placement=st.sampled_from(PLACEMENTS))
 @settings(max_examples=60, deadline=None)
-def test_generated_samples_keep_every_promise(prose_dir, tokenizer, seed, layout, use_tokens, default_facts):
+def test_generated_samples_keep_every_promise(prose_dir, tokenizer, seed, layout, use_tokens, default_facts, placement):
     segment_size, n_facts, extra_segments, short_by = layout
     n_facts_arg = None if default_facts else n_facts
     # Facts are at most 8 tokens, the question 6; below 16 tokens a segment holds at most one fact.
@@ -81,12 +86,13 @@ def test_generated_samples_keep_every_promise(prose_dir, tokenizer, seed, layout
     total = n_segments * segment_size - (short_by if use_tokens else 0)
     length = {"tokens": total} if use_tokens else {"n_segments": n_segments}
     samples = generate_samples(
-        "qa1", 2, **length, segment_size=segment_size, n_facts=n_facts_arg, background=prose_dir, seed=seed, tokenizer=tokenizer
+        "qa1", 2, **length, segment_size=segment_size, n_facts=n_facts_arg, background=prose_dir, seed=seed,
+        tokenizer=tokenizer, placement=placement,
     )
     for sample in samples:
         if n_facts_arg is not None:
             assert len(sample.facts) == n_facts
-        check_sample(sample, tokenizer, segment_size, total)
+        check_sample(sample, tokenizer, segment_size, total, aligned=placement == "aligned")
 
 
 def test_same_seed_same_bytes_different_seed_different(prose_dir, tmp_path, tokenizer):
@@ -113,6 +119,44 @@ def test_long_sample_wraps_around_a_short_background(prose_dir, tokenizer):
     assert len(set(sample.fact_segments)) > 1  # facts spread out, not bunched at the start
 
 
+def _cut_share(samples, tokenizer, segment_size):
+    spans = [span for s in samples for span in encode_sample(s, tokenizer, segment_size).fact_token_spans]
+    return np.mean([a // segment_size != (b - 1) // segment_size for a, b in spans])
+
+
+def test_sentence_placement_cuts_facts_as_babilong_does_and_aligned_never(prose_dir, tokenizer):
+    common = dict(n_segments=16, n_facts=6, background=prose_dir, seed=4, tokenizer=tokenizer)
+    babilong = generate_samples("qa1", 200, **common)  # the default placement
+    aligned = generate_samples("qa1", 200, **common, placement="aligned")
+    # A fact of ~7 tokens starts at one of 32 offsets: about one in five is cut by a segment boundary.
+    assert 0.1 < _cut_share(babilong, tokenizer, 32) < 0.35
+    assert _cut_share(aligned, tokenizer, 32) == 0
+    # Facts sit at sentence boundaries: the text before each one ends a sentence (or is the start).
+    for sample in babilong[:50]:
+        for a, _ in sample.fact_char_spans:
+            assert a == 0 or sample.input[:a].rstrip().endswith(SENTENCE_END)
+    with pytest.raises(ValueError, match="unknown placement 'middle'"):
+        generate_samples("qa1", 1, **common, placement="middle")
+
+
+def test_real_babi_stories_in_any_background(prose_dir, tokenizer):
+    stories = [
+        Sample(input="", question="Where is Mary?", target="office",
+               facts=("Mary went to the garden.", "John moved to the hallway.", "Mary journeyed to the office.")),
+        Sample(input="", question="Where is John?", target="kitchen",
+               facts=("John travelled to the kitchen.", "Daniel went back to the bathroom.")),
+    ]
+    samples = generate_samples("qa1", 2, n_segments=6, background=prose_dir, seed=1, tokenizer=tokenizer,
+                               stories=stories)
+    for sample, story in zip(samples, stories):
+        assert (sample.facts, sample.question, sample.target) == (story.facts, story.question, story.target)
+        check_sample(sample, tokenizer, 32, 6 * 32)
+    with pytest.raises(ValueError, match="only 2 bAbI stories"):
+        generate_samples("qa1", 3, n_segments=6, background=prose_dir, tokenizer=tokenizer, stories=stories)
+    with pytest.raises(ValueError, match="n_facts or stories"):
+        generate_samples("qa1", 1, n_segments=6, n_facts=2, background=prose_dir, tokenizer=tokenizer, stories=stories)
+
+
 def test_encode_user_sample_finds_facts_by_grammar(tokenizer):
     sample = Sample(input="It was a fine day.\nMary went to the garden. Then\tJohn journeyed to the office.", question="Where is John?", target="office")
     enc = encode_sample(sample, tokenizer, segment_size=8)
@@ -129,7 +173,9 @@ def test_encode_user_sample_finds_facts_by_grammar(tokenizer):
         (dict(task="qa9", n_segments=4), "unknown task"),
         (dict(n_segments=1, n_facts=10), "too few tokens"),
         (dict(n_segments=2), "draws up to 10 facts"),  # bAbI's default may draw 10: refused for every seed
-        (dict(n_segments=40, segment_size=4, n_facts=2), "too few tokens"),  # a fact cannot fit in one segment
+        # Aligned, a fact must fit in one segment; BABILong's placement cuts it instead.
+        (dict(n_segments=40, segment_size=4, n_facts=2, placement="aligned"), "too few tokens"),
+        (dict(n_segments=4, placement="segment"), "unknown placement"),
         (dict(n_segments=4, tokens=128), "exactly one of"),
         (dict(), "exactly one of"),
         (dict(n_segments=0), "n_segments must be"),
