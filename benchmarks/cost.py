@@ -5,7 +5,8 @@ attention), training throughput against the machine's matmul peak, and a million
     python benchmarks/cost.py --quick --output .cache/cost-quick.json     # every measurement at toy sizes
 
 Run it on an otherwise idle machine: every other process on the cores shows up in the timings (the JSON
-records the load average before and after). The measuring code is `rmt_lib.cost`; see benchmarks/README.md.
+records the load average before and after). The measuring code is the package `rmt_lib.cost`
+(`rmt_lib.cost.sweep.run_cost` runs it all); see benchmarks/README.md.
 """
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ import sys
 from pathlib import Path
 
 from rmt_lib.cost import LENGTHS, CostConfig, run_cost
-from rmt_lib.evaluate import write_json
-from rmt_lib.utils import DEFAULT_THREADS
+from rmt_lib.jsonio import write_json
+from rmt_lib.runtime import DEFAULT_THREADS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     results["command"] = " ".join(["python", "benchmarks/cost.py", *(argv if argv is not None else sys.argv[1:])])
-    path = write_json(results, Path(args.output))  # atomic: a failed run leaves no half file
+    path = write_json(Path(args.output), results)  # atomic: a failed run leaves no half file
     print(f"wrote {path} ({results['wall_s']:.0f} s)")
     return 0
 

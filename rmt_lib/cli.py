@@ -55,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # --- generate (owned by the data module) ------------------------------------------------------------------
 
+PLACEMENTS = ("sentence", "aligned")  # rmt_lib.data.samples.PLACEMENTS, named here to keep --help import-free
+
 _PROGRESS_TOKENS = 1_000_000  # show a progress bar on stderr when a job generates more tokens than this
 
 
@@ -67,6 +69,12 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
     length.add_argument("--tokens", type=int, metavar="T", help="length in tokens (input + question)")
     p.add_argument("--segment-size", type=int, default=32, metavar="L", help="tokens per segment (default: 32)")
     p.add_argument("--facts", type=int, default=None, metavar="F", help="facts per sample (default: bAbI's 2-10)")
+    p.add_argument("--babi", default=None, metavar="FILE", help="take the facts from real bAbI QA1 stories in FILE "
+                   "(e.g. qa1_single-supporting-fact_test.txt): sample i is the file's question i with the "
+                   "statements before it, as BABILong builds its samples (default: the QA1 grammar)")
+    p.add_argument("--placement", choices=PLACEMENTS, default="sentence",
+                   help="sentence (default): facts at sentence boundaries wherever segments start, as BABILong "
+                   "places them, so a segment boundary may cut a fact; aligned: no fact is ever cut")
     p.add_argument("--split", choices=("train", "validation", "test"), default="train", help="background split (Austen, by book)")
     p.add_argument("--background", default=None, metavar="DIR", help="folder of .txt files, or 'pg19' (default: Austen)")
     p.add_argument("--seed", type=int, default=0, metavar="K", help="random seed (default: 0)")
@@ -76,10 +84,12 @@ def _add_generate(p: argparse.ArgumentParser) -> None:
 def _run_generate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rmt_lib.data import generate_samples, write_jsonl
+    from rmt_lib.data import generate_samples, read_babi_qa1, write_jsonl
 
     if args.samples < 1:
         raise CLIError(f"--samples must be at least 1, got {args.samples}")
+    if args.babi is not None and args.facts is not None:
+        raise CLIError("--facts and --babi exclude each other: a real bAbI story brings its own facts")
     output = Path(args.output)
     if output.is_dir():
         raise CLIError(f"--output {output} is a folder; give a file name such as {output / 'samples.jsonl'}")
@@ -95,6 +105,8 @@ def _run_generate(args: argparse.Namespace) -> int:
         background=args.background,
         seed=args.seed,
         progress=args.samples * max(total, 0) > _PROGRESS_TOKENS,
+        placement=args.placement,
+        stories=read_babi_qa1(args.babi) if args.babi is not None else None,
     )
     write_jsonl(samples, output)  # atomic: nothing is written when generation fails
     print(f"wrote {len(samples)} samples to {output}", file=sys.stderr)
@@ -118,7 +130,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from rmt_lib.train import PRESETS, TrainConfig, train
-    from rmt_lib.utils import init_distributed
+    from rmt_lib.runtime import init_distributed
 
     if args.config in PRESETS:
         cfg = PRESETS[args.config]
@@ -143,30 +155,40 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=100, help="samples per length with --segments (default 100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated samples (default 0)")
     p.add_argument("--facts", type=int, default=None, help="facts per generated sample (default: bAbI's 2-10)")
+    p.add_argument("--babi", default=None, metavar="FILE", help="with --segments: the facts of real bAbI QA1 "
+                   "stories from FILE (e.g. qa1_single-supporting-fact_test.txt), the first --samples of them at "
+                   "every length, instead of the QA1 grammar")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"], help="background split (default test)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--output", required=True, help="OUT.json: accuracy, by_length (95%% Wilson intervals), samples")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from rmt_lib.data import load_tokenizer, read_jsonl
-    from rmt_lib.evaluate import evaluate, generate_eval_samples, write_json
-    from rmt_lib.model import from_pretrained
-    from rmt_lib.utils import resolve_device, seed_everything
+    from pathlib import Path
+
+    from rmt_lib.data import read_babi_qa1, read_jsonl
+    from rmt_lib.evaluate import evaluate, generate_eval_samples
+    from rmt_lib.jsonio import write_json
+    from rmt_lib.runtime import seed_everything
 
     seed_everything(args.seed)
-    model = from_pretrained(args.checkpoint, device=resolve_device(args.device))
-    tokenizer = load_tokenizer()
+    model, tokenizer = _load_checkpoint(args.checkpoint, args.device)  # the folder's own tokenizer
     if args.input:
         samples = read_jsonl(args.input)
     else:
         if args.samples < 1 or min(args.segments) < 1:
             raise CLIError("--samples and every --segments value must be positive")
+        if args.babi is not None and args.facts is not None:
+            raise CLIError("--facts and --babi exclude each other: a real bAbI story brings its own facts")
+        stories = read_babi_qa1(args.babi) if args.babi is not None else None
         samples = generate_eval_samples(args.segments, args.samples, seed=args.seed, split=args.split,
-                                        n_facts=args.facts, segment_size=model.config.segment_size, tokenizer=tokenizer)
+                                        n_facts=args.facts, segment_size=model.config.segment_size, tokenizer=tokenizer,
+                                        stories=stories)
     result = evaluate(model, tokenizer, samples, batch_size=args.batch_size)
     result["checkpoint"] = str(args.checkpoint or "data/model")
-    write_json(result, args.output)
+    if args.babi is not None and not args.input:
+        result["babi"] = Path(args.babi).name  # the facts came from these real bAbI stories
+    write_json(args.output, result)
     for n, r in result["by_length"].items():
         print(f"{n:>6} segments: {r['accuracy']:.3f}  [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]  (n={r['total']})")
     print(f"accuracy {result['accuracy']:.4f} over {result['n_samples']} samples -> {args.output}")
@@ -174,21 +196,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _load_checkpoint(checkpoint: str | None, device: str | None):
-    """The model at `checkpoint` (default: the shipped model) and its tokenizer (the folder's own, if saved)."""
-    from pathlib import Path
+    """The model at `checkpoint` (default: the shipped model) and the folder's own tokenizer."""
+    from rmt_lib.model import load_model_folder
+    from rmt_lib.runtime import resolve_device
 
-    from rmt_lib import paths
-    from rmt_lib.data import load_tokenizer
-    from rmt_lib.model import from_pretrained
-    from rmt_lib.utils import resolve_device
-
-    folder = Path(checkpoint) if checkpoint is not None else paths.SHIPPED_MODEL_DIR
-    if checkpoint is None and not folder.is_dir():
-        raise FileNotFoundError(f"no shipped model at {folder}: train it with `python -m rmt_lib train --config default` "
-                                "or pass --checkpoint DIR (a folder written by save_pretrained)")
-    model = from_pretrained(folder, device=resolve_device(device))
-    own = folder / "tokenizer.json"
-    return model, load_tokenizer(own if own.is_file() else None)
+    return load_model_folder(checkpoint, device=resolve_device(device))
 
 
 @_command("probe", help="Figure 8 probes on your samples: memory change, distances, attention shares (JSON).")
@@ -207,7 +219,7 @@ def _add_probe(p: argparse.ArgumentParser) -> None:
 def _run_probe(args: argparse.Namespace) -> int:
     from rmt_lib.data import read_jsonl
     from rmt_lib.probes import probe_samples, write_probe_json
-    from rmt_lib.utils import seed_everything
+    from rmt_lib.runtime import seed_everything
 
     seed_everything(args.seed)
     samples = read_jsonl(args.input)  # checks every line first: a bad line writes nothing
@@ -243,10 +255,10 @@ def _add_figures(p: argparse.ArgumentParser) -> None:
 def _run_figures(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rmt_lib.files import write_json_atomic
+    from rmt_lib.jsonio import write_json
     from rmt_lib.plots import figure8_panels, save_figure
     from rmt_lib.probes import figure8_inputs
-    from rmt_lib.utils import seed_everything
+    from rmt_lib.runtime import seed_everything
 
     if args.heldout < 1:
         raise CLIError("--heldout must be at least 1")
@@ -259,6 +271,6 @@ def _run_figures(args: argparse.Namespace) -> int:
         for path in save_figure(fig, out / name):
             print(path)
     record = out / "figure8.json"
-    write_json_atomic(record, inputs.describe(), indent=2)
+    write_json(record, inputs.describe(), indent=2)
     print(record)
     return 0

@@ -52,7 +52,17 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(path: str | Path, data: Any, *, indent: int | None = 1) -> Path:
+def write_json(path: str | Path, data: Any, *, indent: int | None = 1) -> Path:
     """`data` (numpy values allowed) as JSON; NaN is refused rather than written as invalid JSON."""
     separators = None if indent is not None else (",", ":")
     return write_text_atomic(path, json.dumps(to_plain(data), indent=indent, separators=separators, allow_nan=False) + "\n")
+
+
+def lookup(summary: Mapping, *keys):
+    """summary[k1][k2]...; None where any level is missing or None."""
+    value = summary
+    for k in keys:
+        if not isinstance(value, Mapping) or value.get(k) is None:
+            return None
+        value = value[k]
+    return value

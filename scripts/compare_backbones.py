@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rmt_lib.evaluate import write_json
+from rmt_lib.jsonio import write_json
 from rmt_lib.train import PRESETS, train
 
 
@@ -57,7 +57,7 @@ def main() -> int:
                              best_val_accuracy={str(s["n_segments"]): s["best_val_accuracy"] for s in stages}))
         print(rows[-1], flush=True)
     ran = dataclasses.replace(base, model=base.model.replace(**head))  # the config each backbone varies
-    write_json(dict(threshold=args.threshold, budgets=args.steps, config=ran.to_dict(), results=rows), args.output)
+    write_json(args.output, dict(threshold=args.threshold, budgets=args.steps, config=ran.to_dict(), results=rows))
     return 0
 
 

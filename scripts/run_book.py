@@ -36,10 +36,10 @@ from typing import Any, Literal
 import nbformat
 import yaml
 
+from rmt_lib.budgets import BUDGETS, Budget
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DIR = REPO_ROOT / "book"
-BUDGETS = ("ci", "full")
-Budget = Literal["ci", "full"]
 KERNEL = "python3"
 TIMINGS_NAME = "execution_times.json"  # under <output>/_build/
 OUTPUT_MARKER = ".made-by-run_book"  # lets us replace an output folder we made, and only that
@@ -163,7 +163,7 @@ def prepare_output(config: RunConfig) -> None:
 # --------------------------------------------------------------------------------------- execution
 
 
-def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
         json.dump(payload, f, indent=2)
@@ -251,7 +251,7 @@ class Timings:
 
     def write(self, build_seconds: float | None = None) -> None:
         ordered = [self.by_chapter[c] for c in self.order if c in self.by_chapter]
-        _write_json_atomic(self.config.timings_path, _timings_payload(self.config, ordered, build_seconds))
+        _write_json(self.config.timings_path, _timings_payload(self.config, ordered, build_seconds))
 
 
 def earlier_timings(config: RunConfig) -> dict[str, ChapterTiming]:

@@ -1,4 +1,4 @@
-"""rmt_lib.analysis: budgets, the probe cache, target checks, tables, failure cases and head comparisons."""
+"""The chapters' measurements (rmt_lib.probes heldout/claims/failures/heads, rmt_lib.display.tables): budgets, the probe cache, target checks, tables, failure cases and head comparisons."""
 from __future__ import annotations
 
 import re
@@ -6,8 +6,12 @@ import re
 import numpy as np
 import pytest
 
-from rmt_lib import analysis, probes
-from rmt_lib.analysis import HeldOutProbe, ProbeBudget, ResultTable, target_check
+from rmt_lib import probes
+from rmt_lib.budgets import ProbeBudget
+from rmt_lib.display import tables
+from rmt_lib.display.tables import ResultTable
+from rmt_lib.probes import HeldOutProbe, heldout
+from rmt_lib.probes.claims import target_check
 
 torch = pytest.importorskip("torch")
 
@@ -34,7 +38,7 @@ def test_budget_rejects_bad_counts(bad):
 
 
 def test_unknown_budget_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown budget 'long'"):
+    with pytest.raises(ValueError, match="budget must be one of .* got 'long'"):
         ProbeBudget.named("long")
 
 # ------------------------------------------------------------------------ held-out probe + cache
@@ -70,7 +74,7 @@ def background(tmp_path_factory):
 def _probe(model, tokenizer, background, cache_dir, **kw):
     args = dict(n_segments=4, n_samples=6, background=background, cache_dir=cache_dir)
     args.update(kw)
-    return analysis.held_out_probe(model, tokenizer, **args)
+    return probes.held_out_probe(model, tokenizer, **args)
 
 
 def test_cached_result_equals_the_fresh_one_exactly(model, tokenizer, background, tmp_path):
@@ -100,9 +104,9 @@ def test_another_model_or_other_arguments_never_reuse_a_cached_result(model, tok
     assert not _probe(model, tokenizer, background, tmp_path, seed=3).from_cache
     assert not _probe(model, tokenizer, background, tmp_path, n_samples=5).from_cache
     assert len(list(tmp_path.glob("*.npz"))) == 4
-    key = analysis.probe_cache_key(model, tokenizer, {"a": 1}, background=background)
-    assert key == analysis.probe_cache_key(model, tokenizer, {"a": 1}, background=background)
-    assert key != analysis.probe_cache_key(model, tokenizer, {"a": 2}, background=background)
+    key = heldout.probe_cache_key(model, tokenizer, {"a": 1}, background=background)
+    assert key == heldout.probe_cache_key(model, tokenizer, {"a": 1}, background=background)
+    assert key != heldout.probe_cache_key(model, tokenizer, {"a": 2}, background=background)
 
 
 def test_a_damaged_cache_file_is_recomputed_not_trusted(model, tokenizer, background, tmp_path):
@@ -127,7 +131,7 @@ def test_cache_false_writes_nothing(model, tokenizer, background, tmp_path):
 def test_target_check_status(low, est, status):
     check = target_check("AUC", {"estimate": est, "low": low, "high": 0.99}, 0.97)
     assert check.status == status
-    assert str(check).startswith(f"AUC: {est:.3f} [95% CI {low:.3f}, 0.990], target >= 0.97: ")
+    assert str(check).startswith(f"AUC: {est:.3f} [95% CI {low:.3f}, 0.990], threshold >= 0.97: ")
 
 
 def test_target_check_rejects_a_non_interval():
@@ -153,20 +157,20 @@ def _summary(auc=0.98, lift=3.5, n=10):
 
 
 def test_issue_targets_names_both_aucs_and_both_write_lifts_per_length():
-    checks = analysis.issue_targets({"32 segments": _summary(), "256 segments": _summary(auc=0.96)})
+    checks = probes.figure8_checks({"32 segments": _summary(), "256 segments": _summary(auc=0.96)})
     names = [c.name for c in checks]
     assert names == ["AUC fact vs. distractor, 32 segments", "AUC fact vs. all other, 32 segments",
                      "AUC fact vs. distractor, 256 segments", "AUC fact vs. all other, 256 segments",
                      "write lift, mean over heads, 32 segments", "write lift, chosen head L1H0, 32 segments",
                      "write lift, mean over heads, 256 segments", "write lift, chosen head L1H0, 256 segments"]
     assert [c.status for c in checks[:4]] == ["met", "estimate only", "not met", "not met"]
-    assert len(analysis.issue_targets({"x": _summary()}, which=("auc",))) == 2
+    assert len(probes.figure8_checks({"x": _summary()}, which=("auc",))) == 2
     with pytest.raises(ValueError, match="unknown target"):
-        analysis.issue_targets({"x": _summary()}, which=("read",))
+        probes.figure8_checks({"x": _summary()}, which=("read",))
 
 
 def test_result_table_renders_markdown_and_rounded_text():
-    table = analysis.change_table({"32 segments": _summary(), "256 segments": _summary(auc=0.9)})
+    table = tables.change_table({"32 segments": _summary(), "256 segments": _summary(auc=0.9)})
     md = table._repr_markdown_()
     assert "| | 32 segments | 256 segments |" in md
     assert "| samples | 10 | 10 |" in md  # counts are integers, without an interval
@@ -180,27 +184,27 @@ def test_result_table_renders_markdown_and_rounded_text():
 
 
 def test_read_table_gives_segment_share_as_the_complement():
-    text = str(analysis.read_table({"x": _summary()}))
+    text = str(tables.read_table({"x": _summary()}))
     assert re.search(r"attention on segment tokens, mean over heads +0\.700 \[0\.650, 0\.750\]\n", text)
     assert re.search(r"memory share under uniform causal attention +0\.200\n", text)  # no interval on a constant
     assert re.search(r"lift, chosen head \(measured on held-out half\) +–$", text)
 
 
 def test_write_table_and_chosen_heads():
-    assert "4.000 [3.990, 4.010]" in str(analysis.write_table({"x": _summary()}))
-    assert analysis.chosen_heads({"x": _summary()}, "write_attention") == {
+    assert "4.000 [3.990, 4.010]" in str(tables.write_table({"x": _summary()}))
+    assert tables.chosen_heads({"x": _summary()}, "write_attention") == {
         "x": "layer 1, head 0 (chosen on 5 samples, measured on the other 5)"}
-    assert analysis.chosen_heads({"x": _summary()}, "read_attention") == {"x": None}
+    assert tables.chosen_heads({"x": _summary()}, "read_attention") == {"x": None}
 
 
 def test_relation_and_estimate():
-    assert analysis.relation(_interval(0.5), 0.2) == "above"
-    assert analysis.relation(_interval(0.1), 0.2) == "below"
-    assert analysis.relation(_interval(0.2), 0.2) == "not distinguishable from"
-    assert analysis.estimate(_summary(), "memory_change", "auc") == 0.98
-    assert analysis.estimate(_summary(), "n_samples") == 10
+    assert probes.relation(_interval(0.5), 0.2) == "above"
+    assert probes.relation(_interval(0.1), 0.2) == "below"
+    assert probes.relation(_interval(0.2), 0.2) == "not distinguishable from"
+    assert probes.estimate(_summary(), "memory_change", "auc") == 0.98
+    assert probes.estimate(_summary(), "n_samples") == 10
     with pytest.raises(ValueError, match="no memory_change/nothing"):
-        analysis.estimate(_summary(), "memory_change", "nothing")
+        probes.estimate(_summary(), "memory_change", "nothing")
 
 # ------------------------------------------------------------------------------- failure cases
 
@@ -227,7 +231,7 @@ def test_failure_cases_sort_answers_and_read_the_memory():
         _entry([9, 3.0, 0.1, 0.2, 4.0, 1], [2, 4], "kitchen", "office"),  # the asked actor's earlier location
         _entry([9, 0.1, 5.0, 0.2, 4.0, 1], [1, 3], "bedroom", "garden"),  # a location in no fact
     ]
-    report = analysis.failure_cases(HeldOutProbe(6, 0, samples, {"samples": entries, "summary": {}}))
+    report = probes.failure_cases(HeldOutProbe(6, 0, samples, {"samples": entries, "summary": {}}))
     kinds = [o.kind for o in report.outcomes]
     assert kinds == ["correct", "the other actor's location", "the asked actor's earlier location",
                      "a location in no fact"]
@@ -245,7 +249,7 @@ def test_failure_cases_sort_answers_and_read_the_memory():
 def test_failure_report_with_no_wrong_answers_still_tabulates():
     samples = (_sample(("Mary went to the kitchen.", "John moved to the garden."), "Where is Mary?", "kitchen"),)
     entries = [_entry([9, 0.1, 5.0, 0.2, 4.0, 1], [2, 4], "kitchen", "kitchen")]
-    report = analysis.failure_cases(HeldOutProbe(6, 0, samples, {"samples": entries, "summary": {}}))
+    report = probes.failure_cases(HeldOutProbe(6, 0, samples, {"samples": entries, "summary": {}}))
     assert report.wrong == () and all(v == 0 for v in report.kinds().values())
     assert report.accuracy_given_detection()["facts not detected"] is None
     assert "| samples | 1 | 0 |" in report.table().to_markdown()
@@ -262,24 +266,24 @@ def test_head_choice_is_stable_when_one_head_dominates_and_not_when_heads_tie():
     rng = np.random.default_rng(0)
     dominant = [_attention_entry([[[0.1, 0.9], [0.2, 0.3]] + rng.normal(0, 0.01, (2, 2))], [[0.1, 0.2], [0.3, 0.4]])
                 for _ in range(20)]
-    assert analysis.head_choice_stability(dominant, "write", n_splits=50) == 1.0
+    assert probes.head_choice_stability(dominant, "write", n_splits=50) == 1.0
     noisy = [_attention_entry([rng.uniform(0, 1, (2, 2))], rng.uniform(0, 1, (2, 2))) for _ in range(20)]
-    assert analysis.head_choice_stability(noisy, "read", n_splits=50) < 1.0
+    assert probes.head_choice_stability(noisy, "read", n_splits=50) < 1.0
     with pytest.raises(ValueError, match="'write' or 'read'"):
-        analysis.head_choice_stability(noisy, "other")
+        probes.head_choice_stability(noisy, "other")
     with pytest.raises(ValueError, match="at least two"):
-        analysis.head_choice_stability(noisy[:1], "write")
+        probes.head_choice_stability(noisy[:1], "write")
 
 
 def test_head_comparison_rank_correlation_and_chosen_heads():
     a, b = _summary(), _summary()
     b["write_attention"]["per_head_share"] = [[0.2, 0.9], [0.3, 0.5]]  # two heads swap places
-    cmp = analysis.head_comparison({"32": a, "256": a}, "write")
+    cmp = probes.head_comparison({"32": a, "256": a}, "write")
     assert cmp.rank_correlation() == pytest.approx(1.0) and cmp.same_chosen_head()
     assert cmp.baseline == {"32": 0.2, "256": 0.2}
-    other = analysis.head_comparison({"32": a, "256": b}, "write")
+    other = probes.head_comparison({"32": a, "256": b}, "write")
     assert other.rank_correlation() == pytest.approx(0.8)  # ranks (1,4,3,2) vs (1,4,2,3)
-    read = analysis.head_comparison({"32": a}, "read")
+    read = probes.head_comparison({"32": a}, "read")
     assert read.chosen == {"32": None} and not read.same_chosen_head()
     with pytest.raises(ValueError, match="two summaries"):
         read.rank_correlation()
@@ -287,20 +291,20 @@ def test_head_comparison_rank_correlation_and_chosen_heads():
 
 def test_units_for_the_attention_plots():
     entries = [_attention_entry([[[0.1, 0.9], [0.2, 0.3]], [[0.5, 0.5], [0.5, 0.5]]], [[0.1, 0.2], [0.3, 0.4]])]
-    w = analysis.write_units(entries)
+    w = probes.write_units(entries)
     assert w["share"].shape == (2, 2, 2) and w["share_mean"].tolist() == [0.375, 0.5]
-    r = analysis.read_units(entries)
+    r = probes.read_units(entries)
     assert r["baseline"].tolist() == [0.2] and r["share_mean"].tolist() == pytest.approx([0.25])
     with pytest.raises(ValueError, match="no write-attention"):
-        analysis.write_units([{"write_attention": []}])
+        probes.write_units([{"write_attention": []}])
 
 
 def test_generated_samples_used_by_the_cache_are_the_probe_generated_ones(model, tokenizer, background, tmp_path):
     held = _probe(model, tokenizer, background, tmp_path, cache=False)
     again = generate_samples("qa1", n_samples=6, n_segments=4, n_facts=2, split="test", background=background,
-                             seed=analysis.MEASURE_SEED, segment_size=SEGMENT, tokenizer=tokenizer)
+                             seed=probes.MEASURE_SEED, segment_size=SEGMENT, tokenizer=tokenizer)
     assert [s.input for s in held.samples] == [s.input for s in again]
-    direct = probes.probe_generated(model, tokenizer, n_segments=4, n_samples=6, seed=analysis.MEASURE_SEED,
+    direct = probes.probe_generated(model, tokenizer, n_segments=4, n_samples=6, seed=probes.MEASURE_SEED,
                                     background=background, progress=False)
     assert direct["summary"] == held.summary
 
@@ -311,21 +315,21 @@ def test_describe_outcome_and_first_wrong():
     entries = [_entry([9, 0.1, 5.0, 0.2, 4.0, 1], [2, 4], "kitchen", "kitchen"),
                _entry([9, 0.1, 5.0, 0.2, 0.1, 1], [2, 4], "garden", "kitchen")]
     held = HeldOutProbe(6, 0, samples, {"samples": entries, "summary": {}})
-    report = analysis.failure_cases(held)
+    report = probes.failure_cases(held)
     wrong = report.first_wrong()
     assert wrong.index == 1
-    text = analysis.describe_outcome(held, wrong)
+    text = probes.describe_outcome(held, wrong)
     assert "fact 2 in segment 4: John moved to the garden." in text
     assert "answer 'garden' (wrong: the other actor's location)" in text
     assert "largest memory changes: segment 2 (5.00), segment 3 (0.20), segment 1 (0.10)" in text
-    assert analysis.failure_cases(HeldOutProbe(6, 0, samples[:1], {"samples": entries[:1], "summary": {}})).first_wrong() is None
+    assert probes.failure_cases(HeldOutProbe(6, 0, samples[:1], {"samples": entries[:1], "summary": {}})).first_wrong() is None
 
 
 def test_sample_numbers_of_a_capture(model, tokenizer, background):
     sample = generate_samples("qa1", n_samples=1, n_segments=4, n_facts=2, split="test", background=background,
                               seed=0, segment_size=SEGMENT, tokenizer=tokenizer)[0]
     capture = probes.capture_sample(model, tokenizer, sample)
-    numbers = analysis.sample_numbers(capture, write_head=(1, 0), read_head=(0, 1))
+    numbers = probes.sample_numbers(capture, write_head=(1, 0), read_head=(0, 1))
     w = capture.entry["write_attention"][0]
     assert numbers["write_share_chosen"] == pytest.approx(w["share"][1, 0])
     assert numbers["write_share_mean"] == pytest.approx(w["share"].mean())
@@ -341,16 +345,23 @@ def test_sample_numbers_of_a_capture(model, tokenizer, background):
 
 
 def test_cache_key_follows_the_computing_code_not_the_drawing_code(model, tokenizer, background, monkeypatch, tmp_path):
-    import rmt_lib
-
     package = tmp_path / "rmt_lib"
-    package.mkdir()
-    for name in ("__init__.py", "probes.py", "plots.py", "plots_probes.py", "widgets.py"):
-        (package / name).write_text(f"# {name}\n")
-    monkeypatch.setattr(rmt_lib, "__file__", str(package / "__init__.py"))
-    key = analysis.probe_cache_key(model, tokenizer, {"a": 1}, background=background)
-    (package / "plots_probes.py").write_text("# a new colour\n")
-    (package / "widgets.py").write_text("# a new slider\n")
-    assert analysis.probe_cache_key(model, tokenizer, {"a": 1}, background=background) == key
-    (package / "probes.py").write_text("# a new statistic\n")
-    assert analysis.probe_cache_key(model, tokenizer, {"a": 1}, background=background) != key
+    for name in (*heldout.RESULT_SOURCES, "plots/memory.py", "display/tables.py", "probes/claims.py"):
+        path = package / name if name.endswith(".py") else package / name / "__init__.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"# {name}\n")
+    monkeypatch.setattr(heldout, "PACKAGE", package)
+    key = heldout.probe_cache_key(model, tokenizer, {"a": 1}, background=background)
+    (package / "plots" / "memory.py").write_text("# a new colour\n")
+    (package / "display" / "tables.py").write_text("# a new column\n")
+    (package / "probes" / "claims.py").write_text("# a new threshold\n")
+    assert heldout.probe_cache_key(model, tokenizer, {"a": 1}, background=background) == key
+    (package / "probes" / "summary.py").write_text("# a new statistic\n")
+    assert heldout.probe_cache_key(model, tokenizer, {"a": 1}, background=background) != key
+    (package / "stats.py").unlink()  # a renamed module must be renamed in RESULT_SOURCES too, not dropped silently
+    with pytest.raises(FileNotFoundError, match="stats.py"):
+        heldout.probe_cache_key(model, tokenizer, {"a": 1}, background=background)
+
+
+def test_result_sources_exist_in_the_package():
+    assert all(path.is_file() for path in heldout.result_sources())

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rmt_lib.batch import NOT_SEEN, aux_labels, collate
+from rmt_lib.data.batching import NOT_SEEN, aux_labels, collate
 from rmt_lib.data import ACTORS, LOCATIONS, Sample, encode_sample, load_tokenizer, world_state
 from rmt_lib.data.grammar import FACT_RE
 from rmt_lib.train import TrainConfig, make_batch

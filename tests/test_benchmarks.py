@@ -1,4 +1,4 @@
-"""benchmarks/cost.py and rmt_lib.cost: the script runs and writes its schema; the pieces it rests on
+"""benchmarks/cost.py and the rmt_lib.cost package: the script runs and writes its schema; the pieces it rests on
 (FLOP counts, memory probes, the memory-cap bound, target verdicts, plots) say what they claim.
 Nothing here asserts a timing: timings belong to the committed results, not to tests."""
 from __future__ import annotations
@@ -18,23 +18,13 @@ from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
 from rmt_lib import paths
-from rmt_lib.cost import (
-    SCHEMA,
-    compile_breakeven,
-    CostConfig,
-    TrainVariant,
-    forward_flops,
-    full_attention_backbone,
-    load_results,
-    matmul_parameters,
-    predicted_peak_mb,
-    rmt_flops,
-    run_isolated,
-    run_measured,
-    targets,
-)
+from rmt_lib.cost import SCHEMA, CostConfig, TrainVariant, compile_breakeven, load_results, targets
+from rmt_lib.cost.flops import forward_flops, matmul_parameters, rmt_flops
+from rmt_lib.cost.isolation import _PRELOAD, run_isolated, run_measured
+from rmt_lib.cost.points import full_attention_backbone, train_point
+from rmt_lib.cost.sweep import predicted_peak_mb
 from rmt_lib.model import RecurrentMemoryTransformer, RMTConfig, save_pretrained
-from rmt_lib.plots_cost import plot_evaluate, plot_length_scaling, plot_training_throughput
+from rmt_lib.plots.cost import plot_evaluate, plot_length_scaling, plot_training_throughput
 
 SCRIPT = paths.REPO_ROOT / "benchmarks" / "cost.py"
 TINY = RMTConfig(hidden_size=16, num_layers=1, num_heads=2, num_memory_tokens=2)
@@ -151,7 +141,7 @@ def test_predicted_peak_bounds_any_memory_at_most_quadratic_in_length(a, b, c, t
 
 def _allocate(spec: dict) -> dict:
     """A measured process that holds `mb` megabytes at its peak, then frees them."""
-    from rmt_lib.cost import _Memory
+    from rmt_lib.cost.isolation import _Memory
 
     memory = _Memory(torch.device("cpu"))
     memory.start()
@@ -177,11 +167,45 @@ def test_an_isolated_process_that_raises_is_an_error_row():
     assert run_isolated(_fail, {}, timeout_s=120) == {"error": "ValueError: bad spec"}
 
 
+def test_the_fork_server_preloads_modules_that_exist():
+    import importlib
+
+    for name in _PRELOAD:  # a stale name here only shows as a fork server that fails to start
+        importlib.import_module(name)
+    assert run_isolated.__module__ in _PRELOAD and train_point.__module__ in _PRELOAD
+
+
 def test_run_measured_reads_the_childs_peak_rss_and_status():
     code = "import numpy as np; b = np.ones(150 * 2**20, dtype=np.uint8); raise SystemExit(3)"
     row = run_measured([sys.executable, "-c", code])
     assert row["returncode"] == 3 and row["wall_s"] > 0
     assert row["peak_rss_mb"] > 150
+
+
+# --- the training point is the trainer's own step ------------------------------------------------------------
+
+
+def test_train_point_times_the_trainers_step_with_the_trainers_optimizer(checkpoint, monkeypatch):
+    import rmt_lib.train as train
+
+    calls = []
+    real_step = train.train_step
+
+    def spy(model, optimizer, batch, grad_clip, forward=None):
+        calls.append(dict(decay=[g["weight_decay"] for g in optimizer.param_groups], grad_clip=grad_clip,
+                          batch=batch.input_ids.shape[0]))
+        return real_step(model, optimizer, batch, grad_clip, forward)
+
+    monkeypatch.setattr(train, "train_step", spy)
+    spec = dict(checkpoint=str(checkpoint), device="cpu", threads=torch.get_num_threads(), seed=0, name="t",
+                n_segments=1, batch_size=2, compile=False, warmup_steps=1, steps=2)
+    row = train_point(spec)  # in this process: the spy is seen
+    cfg = train.TrainConfig()
+    assert len(calls) == 3  # one train_step per step: 1 warm-up + 2 timed
+    # make_optimizer's groups: decay on the matrices, none on biases, norms and the initial memory
+    assert all(c == dict(decay=[cfg.weight_decay, 0.0], grad_clip=cfg.grad_clip, batch=2) for c in calls)
+    assert len(row["warmup_s"]) == 1 and len(row["steps_s"]) == 2 == len(row["cpu_s"])
+    assert row["tokens_per_step"] == 2 * TINY.segment_size and row["flops_per_s"] > 0
 
 
 # --- config, verdicts, reading ---------------------------------------------------------------------------------
@@ -266,7 +290,7 @@ def test_compile_breakeven_pairs_the_compiled_run_with_its_eager_twin():
 def test_an_evaluate_row_is_its_median_run_with_every_run_kept(monkeypatch):
     import types
 
-    from rmt_lib import cost
+    from rmt_lib.cost import sweep
 
     walls = iter([5.0, 3.0, 4.0, 9.0, 7.0, 8.0])  # short x 3, then long x 3
 
@@ -274,8 +298,8 @@ def test_an_evaluate_row_is_its_median_run_with_every_run_kept(monkeypatch):
         wall = next(walls)
         return dict(wall_s=wall, peak_rss_mb=100.0 + wall, returncode=0, n_tokens=n_tokens or n_segments * 32)
 
-    monkeypatch.setattr(cost, "measure_evaluate", fake_measure)
-    rows = cost._evaluate(CostConfig.quick(eval_repeats=3), Path("unused"), types.SimpleNamespace(update=lambda: None),
+    monkeypatch.setattr(sweep, "measure_evaluate", fake_measure)
+    rows = sweep._evaluate(CostConfig.quick(eval_repeats=3), Path("unused"), types.SimpleNamespace(update=lambda: None),
                           lambda _: None)
     assert (rows["short"]["wall_s"], rows["short"]["wall_s_runs"]) == (4.0, [5.0, 3.0, 4.0])
     assert rows["short"]["peak_rss_mb"] == 105.0  # the largest of the runs, not the median run's

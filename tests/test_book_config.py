@@ -229,7 +229,7 @@ def test_earlier_timings_are_read_only_for_a_chapter_run_at_the_same_budget(tmp_
     everything = run_book.RunConfig(budget="ci", output=tmp_path)
     first = [run_book.ChapterTiming(chapter=name, seconds=1.0 + i, status="ok", parameters={})
              for i, name in enumerate(order)]
-    run_book._write_json_atomic(everything.timings_path, run_book._timings_payload(everything, first, None))
+    run_book._write_json(everything.timings_path, run_book._timings_payload(everything, first, None))
     one = run_book.RunConfig(budget="ci", output=tmp_path, chapters=("data",))
     assert {name: t.seconds for name, t in run_book.earlier_timings(one).items()} == {"intro.ipynb": 1.0,
                                                                                        "data.ipynb": 2.0}

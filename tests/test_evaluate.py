@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from rmt_lib.data import generate_samples, load_tokenizer, write_jsonl
-from rmt_lib.evaluate import evaluate, generate_eval_samples, stream_threads, wilson_interval
+from rmt_lib.evaluate import evaluate, generate_eval_samples, stream_threads
+from rmt_lib.stats import wilson_interval
 from rmt_lib.model import RecurrentMemoryTransformer, RMTConfig, save_pretrained
 
 SMALL = RMTConfig(hidden_size=16, num_layers=1, num_heads=2, num_memory_tokens=2)
@@ -112,3 +113,37 @@ def test_a_lone_sample_streams_on_one_thread_and_the_thread_count_comes_back():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_supporting_fact_place_says_whether_the_answers_fact_was_cut_and_how_far_back():
+    from rmt_lib.data import Sample, encode_sample
+    from rmt_lib.evaluate import supporting_fact_place
+
+    tokenizer = load_tokenizer()
+    sample = Sample(input="Mary went to the garden. It was a long and quiet day. John moved to the office.",
+                    question="Where is Mary?", target="garden")
+    whole = encode_sample(sample, tokenizer, segment_size=64)  # one segment: nothing is cut
+    assert supporting_fact_place(sample, whole) == {"supporting_fact_cut": False, "segments_from_fact": 0}
+    tiny = encode_sample(sample, tokenizer, segment_size=1)  # a segment per token: every fact is cut
+    place = supporting_fact_place(sample, tiny)
+    assert place["supporting_fact_cut"] is True
+    assert place["segments_from_fact"] == tiny.n_segments - tiny.fact_token_spans[0][1]  # after Mary's last token
+    nobody = Sample(input="It rained all day.", question="Where is Mary?", target="garden")
+    assert supporting_fact_place(nobody, encode_sample(nobody, tokenizer, 8)) == {
+        "supporting_fact_cut": None, "segments_from_fact": None}
+
+
+def test_cli_evaluates_real_babi_stories(tmp_path, checkpoint):
+    babi = tmp_path / "qa1.txt"
+    babi.write_text("1 Mary moved to the bathroom.\n2 John went to the hallway.\n3 Where is Mary? \tbathroom\t1\n"
+                    "4 Daniel went back to the garden.\n5 Where is Daniel? \tgarden\t4\n")
+    out = tmp_path / "b.json"
+    result = _cli("--checkpoint", str(checkpoint), "--babi", str(babi), "--segments", "4", "--samples", "2",
+                  "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    evaluation = json.loads(out.read_text())
+    assert evaluation["babi"] == "qa1.txt" and [s["target"] for s in evaluation["samples"]] == ["bathroom", "garden"]
+    assert all(isinstance(s["supporting_fact_cut"], bool) and s["segments_from_fact"] >= 0 for s in evaluation["samples"])
+    refused = _cli("--checkpoint", str(checkpoint), "--babi", str(babi), "--segments", "4", "--samples", "3",
+                   "--output", str(tmp_path / "c.json"))
+    assert refused.returncode == 2 and "only 2 bAbI stories" in refused.stderr and not (tmp_path / "c.json").exists()

@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from rmt_lib import paths, resolve_device, seed_everything
-from rmt_lib.utils import DEFAULT_THREADS, torch_threads
+from rmt_lib.runtime import DEFAULT_THREADS, torch_threads
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

@@ -243,8 +243,30 @@ def test_config_that_does_not_match_the_weights_is_refused(tmp_path):
     cfg["num_layers"] = 3
     (folder / "config.json").write_text(json.dumps(cfg))
     sums = json.loads((folder / "checksums.json").read_text())
-    from rmt_lib.model.io import sha256
+    from rmt_lib.model.checkpoint import sha256
     sums["config.json"] = sha256(folder / "config.json")
     (folder / "checksums.json").write_text(json.dumps(sums))
     with pytest.raises(ValueError, match="do not match its config.json"):
         from_pretrained(folder)
+
+
+def test_memory_noise_perturbs_training_only_and_follows_the_seed():
+    x = ids(n_segments=3)
+    plain, noisy = tiny(), tiny(memory_noise=0.1)
+    noisy.load_state_dict(plain.state_dict())
+    with torch.no_grad():  # inference: no noise, whatever the config says
+        assert torch.equal(plain(x, capture_memory=True).memory_states, noisy(x, capture_memory=True).memory_states)
+    noisy.train()
+
+    def states(seed):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            return noisy(x, capture_memory=True).memory_states  # (B, S + 1, M, D)
+
+    a, b, c = states(0), states(0), states(1)
+    assert torch.equal(a, b) and not torch.equal(a, c)  # the trainer seeds it per step: a resume repeats it
+    clean = plain.train()(x, capture_memory=True).memory_states.detach()
+    rms = clean[:, 1].pow(2).mean().sqrt()
+    assert 0.05 * rms < (a[:, 1] - clean[:, 1]).pow(2).mean().sqrt() < 0.2 * rms  # about 10% of the state's RMS
+    with pytest.raises(ValueError, match="memory_noise"):
+        RMTConfig(**TINY, memory_noise=1.5)

@@ -114,7 +114,7 @@ def test_no_stream_where_it_could_differ():
 def test_gelu_has_the_bits_of_blooms():
     from transformers.models.bloom.modeling_bloom import bloom_gelu_forward
 
-    from rmt_lib.model.memory_cell import _gelu
+    from rmt_lib.model.bloom_stream import _gelu
 
     g = torch.Generator().manual_seed(0)
     x = torch.cat([torch.randn(4096, generator=g) * scale for scale in (1e-20, 1e-3, 1.0, 4.0, 30.0, 1e20)]

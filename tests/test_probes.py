@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from rmt_lib import probes
+from rmt_lib import probes, stats
 from rmt_lib.probes import AttentionLayout
 
 # A hand-built trajectory of 2-d memory states: segment 1 and 3 hold facts (big moves), the others
@@ -65,8 +65,8 @@ def test_distance_matrix_rejects_nan_and_bad_shapes():
 def test_auc_of_hand_built_trajectory_is_perfect():
     change = probes.memory_change(TRAJECTORY)
     is_fact = np.isin(np.arange(len(change)), FACT_SEGMENTS)
-    assert probes.roc_auc(change, is_fact) == 1.0
-    assert probes.roc_auc(-change, is_fact) == 0.0
+    assert stats.roc_auc(change, is_fact) == 1.0
+    assert stats.roc_auc(-change, is_fact) == 0.0
     # (3 + 4) / 2 over (0 + 0 + 0.5) / 3
     assert probes.change_ratio(change, is_fact) == pytest.approx(3.5 / (0.5 / 3))
 
@@ -78,7 +78,7 @@ def test_auc_of_hand_built_trajectory_is_perfect():
     ([3, 2, 1], [True, False, False], 1.0),
 ])
 def test_auc_known_values(scores, labels, expected):
-    assert probes.roc_auc(scores, labels) == pytest.approx(expected)
+    assert stats.roc_auc(scores, labels) == pytest.approx(expected)
 
 
 @settings(max_examples=60, deadline=None)
@@ -88,19 +88,19 @@ def test_auc_equals_pairwise_definition(pairs):
     labels = np.array([p[1] for p in pairs])
     if labels.all() or not labels.any():
         with pytest.raises(ValueError, match="both classes"):
-            probes.roc_auc(scores, labels)
+            stats.roc_auc(scores, labels)
         return
     pos, neg = scores[labels], scores[~labels]
     brute = ((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])).mean()
-    assert probes.roc_auc(scores, labels) == pytest.approx(brute)
-    assert probes.roc_auc(-scores, labels) == pytest.approx(1.0 - brute)
+    assert stats.roc_auc(scores, labels) == pytest.approx(brute)
+    assert stats.roc_auc(-scores, labels) == pytest.approx(1.0 - brute)
 
 
 def test_auc_rejects_mismatched_lengths_and_bad_labels():
     with pytest.raises(ValueError, match="length"):
-        probes.roc_auc([1, 2], [True])
+        stats.roc_auc([1, 2], [True])
     with pytest.raises(ValueError, match="boolean"):
-        probes.roc_auc([1, 2], [0, 2])
+        stats.roc_auc([1, 2], [0, 2])
 
 
 def test_change_ratio_with_explicit_distractors_ignores_question_segment():
@@ -114,9 +114,9 @@ def test_change_ratio_with_explicit_distractors_ignores_question_segment():
 
 def test_bootstrap_is_seeded_and_brackets_the_mean():
     values = np.random.default_rng(1).normal(2.0, 1.0, size=300)
-    a = probes.bootstrap_mean(values, seed=0)
-    b = probes.bootstrap_mean(values, seed=0)
-    c = probes.bootstrap_mean(values, seed=1)
+    a = stats.bootstrap_mean(values, seed=0)
+    b = stats.bootstrap_mean(values, seed=0)
+    c = stats.bootstrap_mean(values, seed=1)
     assert a == b  # same seed, same interval
     assert a != c  # seed 0 is a seed, not "no seed"
     assert a.estimate == pytest.approx(values.mean())
@@ -129,21 +129,21 @@ def test_bootstrap_is_seeded_and_brackets_the_mean():
 
 
 def test_bootstrap_constant_values_give_a_point_interval():
-    iv = probes.bootstrap_mean([0.5] * 10)
+    iv = stats.bootstrap_mean([0.5] * 10)
     assert iv.low == iv.estimate == iv.high == 0.5
 
 
 def test_bootstrap_drops_undefined_resamples():
     labels = np.array([True, False, False, False])
     scores = np.array([1.0, 0.0, 0.0, 0.0])
-    iv = probes.bootstrap_interval(4, lambda idx: probes.roc_auc(scores[idx], labels[idx]), n_resamples=200)
+    iv = stats.bootstrap_interval(4, lambda idx: stats.roc_auc(scores[idx], labels[idx]), n_resamples=200)
     assert iv.estimate == 1.0 and iv.low == iv.high == 1.0
 
 
 @pytest.mark.parametrize("kwargs", [dict(confidence=1.0), dict(n_resamples=0)])
 def test_bootstrap_rejects_bad_settings(kwargs):
     with pytest.raises(ValueError):
-        probes.bootstrap_mean([1.0, 2.0], **kwargs)
+        stats.bootstrap_mean([1.0, 2.0], **kwargs)
 
 
 # --- attention shares ---------------------------------------------------------------------------
@@ -249,9 +249,9 @@ def test_pooled_auc_with_weights_equals_auc_of_repeated_data(rows):
     rep = np.repeat(np.arange(len(rows)), weights)
     if labels[rep].all() or not labels[rep].any():
         return
-    assert probes.pooled_auc(scores, labels, weights) == pytest.approx(probes.roc_auc(scores[rep], labels[rep]))
+    assert stats.pooled_auc(scores, labels, weights) == pytest.approx(stats.roc_auc(scores[rep], labels[rep]))
     if labels.any() and not labels.all():
-        assert probes.pooled_auc(scores, labels) == pytest.approx(probes.roc_auc(scores, labels))
+        assert stats.pooled_auc(scores, labels) == pytest.approx(stats.roc_auc(scores, labels))
 
 
 def _entry(change, facts, correct=True, write=(), read=None):
@@ -311,7 +311,7 @@ def test_head_choice_is_made_on_other_samples_than_it_is_measured_on():
 
 
 def test_chosen_head_is_measured_only_on_samples_it_was_not_chosen_on():
-    selection = probes._selection_mask(30, 0.5, seed=7)
+    selection = probes.summary._selection_mask(30, 0.5, seed=7)
     entries = []
     for selected in selection:
         share = np.full((1, 2), 0.1)
@@ -395,9 +395,9 @@ def test_segment_spans_tile_the_input(result, samples):
         assert spans[0][0] == 0 and spans[-1][1] == len(sample.input)
         assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))  # no gaps, no overlaps
         assert all(a <= b for a, b in spans)
-        # the segment that holds a fact holds the start of its text
-        for (c0, _), s in zip(entry["fact_char_spans"], entry["fact_segments"]):
-            assert spans[s][0] <= c0 < spans[s][1]
+        # the segment of a fact holds the end of its text (a fact cut by a boundary starts one segment earlier)
+        for (_, c1), s in zip(entry["fact_char_spans"], entry["fact_segments"]):
+            assert spans[s][0] < c1 <= spans[s][1]
 
 
 def test_probe_agrees_with_the_models_own_forward_pass(result, model, tokenizer, samples):
@@ -443,9 +443,9 @@ def test_batches_respect_size_length_and_budget():
             self.input_ids, self.fact_segments, self.n_segments = np.zeros(T), facts, T // 4
 
     encoded = [Enc(16, (0,)), Enc(8, (0,)), Enc(16, (1,)), Enc(16, (2,)), Enc(8, (1,))]
-    plain = list(probes._batches(encoded, 2, "none", 1000))
+    plain = list(probes.run._batches(encoded, 2, "none", 1000))
     assert [b[0] for b in plain] == [[1, 4], [0, 2], [3]] and all(not b[1] for b in plain)
-    budget = list(probes._batches(encoded, 10, "facts_and_question", 4))  # 2 samples x 2 segments at most
+    budget = list(probes.run._batches(encoded, 10, "facts_and_question", 4))  # 2 samples x 2 segments at most
     for idx, wanted in budget:
         assert len(idx) * len(wanted) <= 4 or len(idx) == 1
         assert all(set(encoded[i].fact_segments) | {encoded[i].n_segments - 1} <= wanted for i in idx)
@@ -567,3 +567,19 @@ def test_probe_generated_is_reproducible(model, tokenizer, background):
     b = probes.probe_generated(model, tokenizer, **kw)
     assert a["summary"] == b["summary"]
     assert all(len(e["fact_segments"]) == 2 for e in a["samples"])
+
+
+def test_drift_compares_a_distractor_stretch_with_the_next_facts_jump():
+    # 8 segments of 4 tokens; fact A in segment 1, fact B cut across segments 5 and 6.
+    states = np.zeros((9, 1, 2))
+    states[2:, 0, 0] = 1.0  # A moves the memory by 1 ...
+    states[3:6, 0, 1] = [0.1, 0.2, 0.3]  # ... the distractors 2-4 drift it by 0.3 in all ...
+    states[7:, 0, 0] = 3.0  # ... and B (segments 5-6) jumps by 2 (from state 5 to state 7)
+    states[6, 0, 0] = 2.0
+    entry = {"n_segments": 8, "distance_matrix": probes.distance_matrix(states), "question_token_span": [30, 32],
+             "fact_token_spans": [[20, 26], [4, 8]]}
+    (record,) = probes.drift(entry, min_stretch=3)
+    assert record["stretch"] == 3  # segments 2, 3 and 4 lie between A (ends in 1) and B (starts in 5)
+    assert record["drift"] == pytest.approx(np.hypot(0, 0.3)) and record["jump"] == pytest.approx(np.hypot(2, 0.3))
+    assert record["ratio"] == pytest.approx(record["drift"] / record["jump"])
+    assert probes.drift(entry, min_stretch=4) == []

@@ -15,7 +15,7 @@ import warnings
 import zlib
 from pathlib import Path
 
-from rmt_lib.files import write_text_atomic
+from rmt_lib.jsonio import write_text_atomic
 
 # R object name -> file stem. The order is the publication order.
 BOOKS = {

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rmt_lib.data import ACTORS, LOCATIONS, EncodedSample, Sample
-from rmt_lib.data.grammar import QA1_FACT_COUNTS, parse_fact
+from rmt_lib.data.grammar import ACTORS, LOCATIONS, QA1_FACT_COUNTS, parse_fact
+from rmt_lib.data.samples import EncodedSample, Sample
 
 NOT_SEEN = len(LOCATIONS)  # auxiliary label of an actor no fact has mentioned yet
 
@@ -83,11 +83,15 @@ def batches_by_length(samples: Sequence[Sample], encoded: Sequence[EncodedSample
 
     Lengths are visited in increasing order; the indices let callers put results back in input order.
     """
-    groups: dict[int, list[int]] = defaultdict(list)
-    for i, e in enumerate(encoded):
-        groups[len(e.input_ids)].append(i)
-    for length in sorted(groups):
-        idx = groups[length]
+    for idx in length_groups(encoded):
         for start in range(0, len(idx), batch_size):
             chunk = idx[start:start + batch_size]
             yield chunk, collate([samples[i] for i in chunk], [encoded[i] for i in chunk])
+
+
+def length_groups(encoded: Sequence[EncodedSample]) -> list[list[int]]:
+    """Indices of the samples of each token length, shortest length first (a batch never mixes lengths)."""
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i, e in enumerate(encoded):
+        groups[len(e.input_ids)].append(i)
+    return [groups[length] for length in sorted(groups)]

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rmt_lib import paths
-from rmt_lib.files import write_text_atomic
+from rmt_lib.jsonio import write_text_atomic
 
 VOCAB_SIZE = 2048
 PAD_TOKEN, EOS_TOKEN = "<pad>", "<|endoftext|>"  # ids 0 and 1
@@ -205,6 +205,18 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = VOCAB_SIZE):
     return hf
 
 
+def token_strings(tokenizer, input_ids: Sequence[int]) -> list[str]:
+    """A short display string per token id: leading spaces dropped, padding shown as <pad>."""
+    out = []
+    for i in input_ids:
+        i = int(i)
+        if i == tokenizer.pad_id:
+            out.append("<pad>")
+            continue
+        text = tokenizer.decode([i]).strip()
+        out.append(text if text else "␣")
+    return out
+
 def save_tokenizer(hf_tokenizer, path: str | Path) -> Path:
     """Write atomically: a reader never sees half a tokenizer."""
     return write_text_atomic(path, hf_tokenizer.to_str(pretty=True) + "\n")
@@ -219,3 +231,4 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+

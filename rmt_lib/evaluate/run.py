@@ -1,35 +1,20 @@
 """Accuracy of a trained RMT on BABILong QA1 samples, overall and per length, with 95% Wilson intervals."""
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
-from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from rmt_lib.batch import batches_by_length, facts_that_fit
-from rmt_lib.data import LOCATIONS, Sample, encode_sample, generate_samples
-from rmt_lib.data.grammar import QA1_FACT_COUNTS, parse_question
-from rmt_lib.files import write_json_atomic
+from rmt_lib.data.batching import batches_by_length, facts_that_fit
+from rmt_lib.data import LOCATIONS, EncodedSample, Sample, encode_sample, find_facts, generate_samples
+from rmt_lib.data.grammar import QA1_FACT_COUNTS, parse_fact, parse_question
 from rmt_lib.model import RecurrentMemoryTransformer
-from rmt_lib.utils import torch_threads
-
-Z95 = 1.959963984540054
-
-
-def wilson_interval(correct: int, total: int, z: float = Z95) -> tuple[float, float]:
-    """95% Wilson score interval of a binomial proportion (sane at 0% and 100%, unlike the normal one)."""
-    if total <= 0:
-        raise ValueError("a Wilson interval needs at least one trial")
-    p = correct / total
-    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
+from rmt_lib.runtime import torch_threads
+from rmt_lib.stats import wilson_interval
 
 def encode_all(samples: Sequence[Sample], tokenizer, segment_size: int):
     """Encode every sample, naming the one that cannot be answered by a QA1 model."""
@@ -68,10 +53,26 @@ def evaluate(model: RecurrentMemoryTransformer, tokenizer, samples: Sequence[Sam
             predictions[i] = p
         bar.update(len(idx))
     bar.close()
-    rows = [dict(prediction=LOCATIONS[p], target=s.target, n_segments=e.n_segments, correct=LOCATIONS[p] == s.target)
+    rows = [dict(prediction=LOCATIONS[p], target=s.target, n_segments=e.n_segments, correct=LOCATIONS[p] == s.target,
+                 **supporting_fact_place(s, e))
             for p, s, e in zip(predictions, samples, encoded)]
     return dict(accuracy=sum(r["correct"] for r in rows) / len(rows), n_samples=len(rows),
                 by_length=accuracy_by_length(rows), samples=rows)
+
+
+def supporting_fact_place(sample: Sample, encoded: EncodedSample) -> dict[str, Any]:
+    """Where the answer's fact lies: `supporting_fact_cut` (a segment boundary falls inside it) and
+    `segments_from_fact` (segments from the one holding its last token to the question's); None for both
+    when no fact in the input names the asked actor."""
+    facts = sample.facts or tuple(sample.input[a:b] for a, b in find_facts(sample.input))
+    asked = parse_question(sample.question)
+    about = [k for k, fact in enumerate(facts) if parse_fact(fact)[0] == asked]
+    if not about or len(encoded.fact_token_spans) != len(facts):
+        return dict(supporting_fact_cut=None, segments_from_fact=None)
+    t0, t1 = encoded.fact_token_spans[about[-1]]
+    size = len(encoded.input_ids) // encoded.n_segments
+    return dict(supporting_fact_cut=t0 // size != (t1 - 1) // size,
+                segments_from_fact=encoded.n_segments - 1 - encoded.fact_segments[about[-1]])
 
 
 def stream_threads(batch_size: int, device: torch.device) -> AbstractContextManager:
@@ -98,16 +99,25 @@ def accuracy_by_length(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, An
 
 def generate_eval_samples(lengths: Sequence[int], n_samples: int | Sequence[int], *, seed: int = 0,
                           segment_size: int = 32, split: str = "test", n_facts: int | None = None,
-                          tokenizer=None) -> list[Sample]:
+                          tokenizer=None, stories: Sequence[Sample] | None = None) -> list[Sample]:
     """Held-out samples (test background by default), `n_samples` per length (or one count per length).
 
     `n_facts=None` draws bAbI's 2-10 facts where they fit; short inputs, which cannot hold ten facts and
     still be mostly prose, share their samples evenly among the counts that fit (`facts_that_fit`).
+    With `stories` (real bAbI QA1 questions, `read_babi_qa1`), every length takes the first `n_samples`
+    of them, as BABILong does, placed anew for each length.
     """
     counts = [n_samples] * len(lengths) if isinstance(n_samples, int) else list(n_samples)
     if len(counts) != len(lengths):
         raise ValueError(f"{len(counts)} sample counts for {len(lengths)} lengths")
     samples: list[Sample] = []
+    if stories is not None:
+        if n_facts is not None:
+            raise ValueError("n_facts and stories exclude each other: a real bAbI story brings its own facts")
+        for i, (length, count) in enumerate(zip(lengths, counts)):
+            samples += generate_samples("qa1", n_samples=count, n_segments=length, segment_size=segment_size,
+                                        split=split, seed=seed + 1000 * i, tokenizer=tokenizer, stories=stories)
+        return samples
     for i, (length, count) in enumerate(zip(lengths, counts)):
         fits = facts_that_fit(length, segment_size)
         plan = [(n_facts, count)] if n_facts is not None or fits == QA1_FACT_COUNTS else \
@@ -118,7 +128,3 @@ def generate_eval_samples(lengths: Sequence[int], n_samples: int | Sequence[int]
                                             split=split, seed=seed + 1000 * i + j, n_facts=facts, tokenizer=tokenizer)
     return samples
 
-
-def write_json(result: dict[str, Any], path: str | Path) -> Path:
-    """Write atomically: a reader never sees half a file, and a failed run leaves none."""
-    return write_json_atomic(path, result)

@@ -79,6 +79,26 @@ def from_pretrained(directory: str | Path | None = None, device: str | torch.dev
     return model.to(device).eval()
 
 
+def load_model_folder(directory: str | Path | None = None, device: str | torch.device = "cpu"):
+    """(model, tokenizer) of a model folder (default: the shipped model): the one way every command, chapter
+    and benchmark loads a model. The tokenizer is the folder's own `tokenizer.json` (checksummed with the
+    weights), so a model trained with another vocabulary reads its inputs as it was trained to."""
+    from rmt_lib.data.tokenizer import load_tokenizer
+
+    directory = Path(directory) if directory is not None else paths.SHIPPED_MODEL_DIR
+    if not directory.is_dir():
+        what = "no shipped model" if directory == paths.SHIPPED_MODEL_DIR else "no model folder"
+        raise FileNotFoundError(f"{what} at {directory}: train it with `python -m rmt_lib train --config default` "
+                                "or pass --checkpoint DIR (a folder written by save_pretrained)")
+    model = from_pretrained(directory, device=device)
+    own = directory / TOKENIZER
+    tokenizer = load_tokenizer(own if own.is_file() else None)
+    if tokenizer.vocab_size != model.config.vocab_size:
+        raise ValueError(f"{own} has {tokenizer.vocab_size} tokens but the model in {directory} expects "
+                         f"vocab_size {model.config.vocab_size}")
+    return model, tokenizer
+
+
 def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A detached CPU copy of the model's tensors, each stored once.
 

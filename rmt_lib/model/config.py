@@ -11,7 +11,6 @@ BackboneName = Literal["gpt2", "llama", "bloom"]
 AnswerHead = Literal["classifier", "lm"]
 
 
-
 @dataclass(frozen=True)
 class RMTConfig:
     """The paper's RMT at laptop scale.
@@ -34,6 +33,10 @@ class RMTConfig:
     num_memory_tokens: int = 8  # the paper: 16
     recurrent: bool = True  # False: the no-memory baseline, which reads only the last segment
     bptt_depth: int | None = None  # backpropagate through the last K segments; None = all of them
+    # Training only: Gaussian noise added to every memory state, with this standard deviation relative to
+    # the state's own RMS. A memory that must survive noise learns to pull itself back to the states that
+    # encode the facts, instead of drifting through distractor text. 0 turns it off.
+    memory_noise: float = 0.0
     answer_head: AnswerHead = "classifier"
     num_answers: int = 6  # candidate answers (QA1's six locations)
     answer_token_ids: tuple[int, ...] = ()  # answer_head="lm": the token id of each candidate answer
@@ -81,6 +84,8 @@ class RMTConfig:
                              "only the last segment; num_aux_actors=0 has no auxiliary head)")
         if not 0.0 <= self.dropout < 1.0 or self.aux_loss_weight < 0:
             raise ValueError("dropout must lie in [0, 1) and aux_loss_weight be >= 0")
+        if not 0.0 <= self.memory_noise < 1.0:
+            raise ValueError(f"memory_noise must lie in [0, 1) (a share of the memory's RMS), got {self.memory_noise!r}")
         object.__setattr__(self, "answer_token_ids", tuple(self.answer_token_ids))
 
     @property

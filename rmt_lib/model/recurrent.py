@@ -100,7 +100,7 @@ class RecurrentMemoryTransformer(nn.Module):
                 with torch.no_grad() if s < cut else nullcontext():
                     out = self.cell(ids, memory, mask, output_attentions=s in wanted, stream=stream,
                                     memory_only=not track and s != last)
-                memory = out.memory
+                memory = self._perturb(out.memory)
                 if track:
                     segment_ends.append(out.hidden[:, -1])
                 if capture_memory and memory is not None:
@@ -113,6 +113,14 @@ class RecurrentMemoryTransformer(nn.Module):
         result.memory_states = torch.stack(states, dim=1) if states else None  # (B, S + 1, M, D)
         result.attentions = attentions
         return result
+
+    def _perturb(self, memory: torch.Tensor | None) -> torch.Tensor | None:
+        """Training with memory_noise: the memory state plus Gaussian noise scaled to its RMS (torch's global
+        generator, which the trainer seeds per step, so that a resumed run draws the same noise)."""
+        if memory is None or not self.training or not self.config.memory_noise:
+            return memory
+        rms = memory.detach().pow(2).mean(dim=-1, keepdim=True).sqrt()  # (B, M, 1)
+        return memory + torch.randn_like(memory) * (self.config.memory_noise * rms)
 
     def _initial_memory(self, batch: int) -> torch.Tensor | None:
         m = self.cell.initial_memory

@@ -1,4 +1,5 @@
-"""Curriculum training of the RMT on BABILong QA1: 1 -> 2 -> 4 -> 8 -> 16 -> 32 segments.
+"""The curriculum loop: stage after stage of longer inputs (the default preset: 1 -> 2 -> 4 -> ... segments,
+past the paper's 32; `TrainConfig.stages` says how far), with checkpoints, resumption and DDP.
 
 Each stage starts from the previous stage's best weights with a fresh AdamW (warmup, cosine decay,
 gradient clipping), trains on freshly generated samples from the training background, validates on the
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,129 +25,16 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from rmt_lib.batch import Batch, collate, facts_that_fit
-from rmt_lib.data import LOCATION_TOKEN_IDS, encode_sample, generate_samples, load_tokenizer
-from rmt_lib.files import atomic_path, write_text_atomic
-from rmt_lib.model import RecurrentMemoryTransformer, RMTConfig, save_pretrained
-from rmt_lib.model.io import model_tensors, load_model_tensors
-from rmt_lib.utils import resolve_device, seed_everything
+from rmt_lib.data import Batch, load_tokenizer
+from rmt_lib.jsonio import atomic_path, write_text_atomic
+from rmt_lib.model import RecurrentMemoryTransformer, save_pretrained
+from rmt_lib.model.checkpoint import load_model_tensors, model_tensors
+from rmt_lib.runtime import resolve_device, seed_everything
+from rmt_lib.train.config import Stage, TrainConfig, lr_at
+from rmt_lib.train.step import make_batch, make_optimizer, train_step
 
 CHECKPOINT = "checkpoint.safetensors"  # one file: tensors + JSON metadata, replaced atomically
 METRICS = "metrics.jsonl"
-
-
-@dataclass(frozen=True)
-class Stage:
-    n_segments: int
-    max_steps: int  # the stage's budget; it ends earlier once validation reaches the threshold
-    batch_size: int = 64
-    lr: float | None = None  # this stage's peak learning rate; None = TrainConfig.lr
-
-
-# The shipped model's loss. The paper's LM loss on the answer token, read at the six locations' tokens
-# (measured against a classifier: see RecurrentMemoryTransformer). The auxiliary loss at every segment's
-# end gives every memory update a signal of its own (measured at 2 segments after 800 steps: validation
-# 0.78 with it, 0.73 with the loss at the question only).
-SHIPPED_MODEL = RMTConfig(answer_head="lm", answer_token_ids=LOCATION_TOKEN_IDS, aux_every_segment=True)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    model: RMTConfig = SHIPPED_MODEL
-    # Stages with memory take a lower learning rate: each stage starts a fresh AdamW, and 1.5e-3 halved
-    # validation accuracy in the first 50 steps of a stage; at 16 segments it collapsed from 0.65 to 0.23.
-    # The last two stages, past the paper's curriculum, are for length generalisation. Measured with the
-    # classifier answer head the model had then: trained to 32 segments, it answered 99% at 32 but 29% at
-    # 256, failing where the fact lay more than 32 segments back; the stage at 64 took 256 to 57%, the one
-    # at 96 (lr 5e-5) to 61%. A stage at 128 sent validation accuracy at 128 towards chance both times it
-    # was tried (lr 3e-4 with BPTT through the last 32 segments: 0.17; lr 1e-4, full BPTT: 0.29).
-    stages: tuple[Stage, ...] = (Stage(1, 1500), Stage(2, 1200, lr=1e-3), Stage(4, 1000, lr=1e-3),
-                                 Stage(8, 700, lr=1e-3), Stage(16, 300, 32, lr=3e-4), Stage(32, 250, 32, lr=3e-4),
-                                 Stage(64, 150, 16, lr=1e-4), Stage(96, 120, 16, lr=5e-5))
-    advance_accuracy: float = 0.98  # validation accuracy that ends a stage early
-    lr: float = 1.5e-3  # higher than usual: it shortens the "last location mentioned" plateau
-    min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
-    warmup_steps: int = 50
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    mix_shorter: float = 0.25  # share of batches drawn at an earlier stage's length (length generalisation)
-    eval_every: int = 50
-    eval_samples: int = 256
-    checkpoint_every: int = 50
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.stages:
-            raise ValueError("TrainConfig.stages is empty")
-        if min(s.n_segments for s in self.stages) < 1:
-            raise ValueError(f"curriculum lengths must be positive, got {[s.n_segments for s in self.stages]}")
-        if any(s.max_steps < 1 or s.batch_size < 1 or (s.lr is not None and s.lr <= 0) for s in self.stages):
-            raise ValueError("every stage needs max_steps >= 1, batch_size >= 1 and a positive lr (or None)")
-        if not 0 < self.advance_accuracy <= 1 or not 0 <= self.mix_shorter < 1:
-            raise ValueError("advance_accuracy must lie in (0, 1] and mix_shorter in [0, 1)")
-        if min(self.eval_every, self.checkpoint_every, self.eval_samples) < 1 or self.lr <= 0:
-            raise ValueError("eval_every, checkpoint_every, eval_samples and lr must be positive")
-
-    @property
-    def trained_length(self) -> int:
-        """The curriculum's longest input, in segments: lengths beyond it test generalisation."""
-        return max(s.n_segments for s in self.stages)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        d = dict(d)
-        known = {f.name for f in dataclasses.fields(cls)}
-        if unknown := sorted(set(d) - known):
-            raise ValueError(f"unknown TrainConfig field(s) {unknown}; known: {sorted(known)}")
-        if "model" in d:
-            d["model"] = RMTConfig.from_dict(d["model"])
-        if "stages" in d:
-            d["stages"] = tuple(Stage(**s) for s in d["stages"])
-        return cls(**d)
-
-
-PRESETS: dict[str, TrainConfig] = {
-    # The shipped model (data/model): `python -m rmt_lib train --config default`.
-    "default": TrainConfig(),
-    # Minutes on 2 cores: the book's training chapter under CI.
-    "ci": TrainConfig(stages=(Stage(1, 150), Stage(2, 60)), eval_every=30, eval_samples=128, checkpoint_every=30),
-    # The no-memory baseline: the shipped model's backbone and answer head reading only the last segment.
-    # Cheap at any length, since it never sees more than one segment; trained on the lengths it is evaluated at.
-    "baseline": TrainConfig(model=SHIPPED_MODEL.replace(recurrent=False, num_memory_tokens=0, aux_every_segment=False),
-                            stages=(Stage(1, 800), Stage(32, 400)), eval_every=50),
-    # Seconds: tests.
-    "tiny": TrainConfig(model=RMTConfig(hidden_size=32, num_layers=2, num_heads=2, num_memory_tokens=4),
-                        stages=(Stage(1, 6, 8), Stage(2, 4, 8)), eval_every=3, eval_samples=16,
-                        checkpoint_every=2, warmup_steps=2),
-}
-
-
-def make_batch(cfg: TrainConfig, tokenizer, n_segments: int, batch_size: int, seed: int, split: str) -> Batch:
-    """A batch of QA1 samples of one length, each with a fact count drawn from those that fit.
-
-    Counts are drawn per sample, not per batch: with one count a batch, the loss swung between easy
-    two-fact batches and hard ten-fact ones (training accuracy 1.0 then 0.55 on consecutive steps).
-    """
-    rng = np.random.default_rng(seed)
-    counts = rng.choice(facts_that_fit(n_segments, cfg.model.segment_size), size=batch_size)  # (batch_size,)
-    samples = []
-    for n_facts in np.unique(counts):
-        samples += generate_samples("qa1", n_samples=int((counts == n_facts).sum()), n_segments=n_segments,
-                                    n_facts=int(n_facts), segment_size=cfg.model.segment_size, split=split,
-                                    seed=int(rng.integers(2**63)), tokenizer=tokenizer)
-    return collate(samples, [encode_sample(s, tokenizer, cfg.model.segment_size) for s in samples])
-
-
-def lr_at(cfg: TrainConfig, step: int, max_steps: int, peak: float | None = None) -> float:
-    """Linear warmup to `peak` (default cfg.lr), then cosine decay to peak * min_lr_ratio at the stage's budget."""
-    peak = cfg.lr if peak is None else peak
-    if step < cfg.warmup_steps:
-        return peak * (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, max_steps - cfg.warmup_steps))
-    return peak * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 @dataclass
@@ -162,7 +49,7 @@ class RunState:
     history: list[dict[str, Any]] = field(default_factory=list)  # one summary per finished stage
 
 
-_TRAIN, _MIX, _VALIDATION = 0, 1, 2  # independent seed streams
+_TRAIN, _MIX, _VALIDATION, _NOISE = 0, 1, 2, 3  # independent seed streams
 
 
 def _seed_for(cfg: TrainConfig, stream: int, *keys: int) -> int:
@@ -242,13 +129,8 @@ class Trainer:
         local = _shard(batch, self.rank, self.world).to(self.device)
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(cfg, st.step, stage.max_steps, stage.lr)
-        self.model.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        out = (self.ddp or self.model)(local.input_ids, local.attention_mask, labels=local.labels,
-                                       aux_labels=local.aux_labels)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        self.optimizer.step()
+        torch.manual_seed(_seed_for(cfg, _NOISE, st.stage, st.step))  # memory noise: the same after a resume
+        out = train_step(self.model, self.optimizer, local, cfg.grad_clip, forward=self.ddp)
         acc = (out.logits.argmax(-1) == local.labels).float().mean().item()
         return out.answer_loss.item(), acc, local.input_ids.numel(), n_segments
 
@@ -283,10 +165,7 @@ class Trainer:
         return correct / total
 
     def _new_optimizer(self) -> None:
-        decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2 and "initial_memory" not in n]
-        rest = [p for n, p in self.model.named_parameters() if not (p.ndim >= 2 and "initial_memory" not in n)]
-        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.cfg.weight_decay},
-                                            {"params": rest, "weight_decay": 0.0}], lr=self.cfg.lr)
+        self.optimizer = make_optimizer(self.model, self.cfg)
 
     # --- files ------------------------------------------------------------------------------------
 
@@ -376,17 +255,3 @@ def train(cfg: TrainConfig, output: str | Path, *, resume: bool = False, device:
         save_pretrained(model, model_dir or output / "model", tokenizer_path=Path(trainer.tokenizer.source),
                         extra_files={METRICS: output / METRICS})
     return model
-
-
-def export_best(output: str | Path, model_dir: str | Path) -> Path:
-    """Save the current stage's best weights of a (possibly unfinished) run as a model folder."""
-    output = Path(output)
-    path = output / CHECKPOINT
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint in {output}")
-    from safetensors import safe_open
-    with safe_open(path, "pt") as f:
-        cfg = TrainConfig.from_dict(json.loads(f.metadata()["train_config"]))
-    model = RecurrentMemoryTransformer(cfg.model)
-    load_model_tensors(model, {k[5:]: v for k, v in load_file(path).items() if k.startswith("best.")})
-    return save_pretrained(model.eval(), model_dir)

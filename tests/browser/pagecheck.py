@@ -53,7 +53,7 @@ def launch(playwright):
 @dataclass
 class ScrubberResult:
     index: int
-    kind: str  # "rmt-scrubber" (rmt_lib.widgets), "jshtml" (matplotlib to_jshtml) or "range"
+    kind: str  # "rmt-scrubber" (rmt_lib.display.scrubbers), "jshtml" (matplotlib to_jshtml) or "range"
     before: str
     after: str
     changed: bool

@@ -3,7 +3,7 @@
 For each chapter page (in _toc.yml order): the themed page renders, every image in it loads
 (naturalWidth > 0), no cell shows an error, stderr or traceback, math is typeset by the vendored MathJax,
 embedded widgets are drawn by the vendored widget manager, no request leaves file://, and on every static
-scrubber (matplotlib to_jshtml or rmt_lib.widgets.static_scrubber) moving the slider changes the frame.
+scrubber (matplotlib to_jshtml or rmt_lib.display.scrubbers.static_scrubber) moving the slider changes the frame.
 Screenshots land in .cache/screenshots/.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Self-tests of pagecheck.py on pages built here: a check that passes everything would pass the book too.
 
-A good page (a figure, a matplotlib to_jshtml scrubber and an rmt_lib.widgets static scrubber) must
+A good page (a figure, a matplotlib to_jshtml scrubber and an rmt_lib.display.scrubbers static scrubber) must
 come out clean, with both sliders changing their frame; a bad page must be caught on each of its
 faults; an embedded ipywidgets view must render from the vendored widget manager with no network.
 These need Chromium but no built book.
@@ -52,7 +52,7 @@ def _jshtml(n_frames: int = 4) -> str:
 
 
 def _rmt_scrubber() -> str:
-    from rmt_lib.widgets import ScrubberData, static_scrubber_html
+    from rmt_lib.display.scrubbers import ScrubberData, static_scrubber_html
 
     text = "Mary went to the kitchen. " + "Some prose. " * 6
     spans = ((0, 26), (26, 50), (50, len(text)))

@@ -16,7 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 HAVE_AUSTEN = (AUSTEN_DIR / ".complete").is_file()
 needs_austen = pytest.mark.skipif(not HAVE_AUSTEN, reason="Austen texts absent: run `make setup` (scripts/fetch_background.sh)")
-BABI_DIR = Path(os.environ.get("RMT_BABI_DIR", paths.REPO_ROOT.parent / "shared" / "babi"))
+BABI_DIR = paths.BABI_DIR
 
 _WORDS = (
     "the of and to a in that was her it his she he not be had with for as you at but on all by so my which "

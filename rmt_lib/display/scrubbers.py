@@ -31,9 +31,12 @@ from dataclasses import dataclass, field
 import ipywidgets as widgets
 import numpy as np
 
-from rmt_lib import plots
+from rmt_lib.display.html import FACT_HIGHLIGHT, highlight_facts
+from rmt_lib.plots import SegmentFrames
 
-FACT_HIGHLIGHT = "#ffd0d0"  # background of fact sentences in the segment text
+__all__ = ["FACT_HIGHLIGHT", "ScrubberData", "SegmentAttention", "SegmentScrubber", "default_frames", "frame_png",
+           "frame_renderer", "live_scrubber", "segment_caption", "segment_html", "static_scrubber",
+           "static_scrubber_html"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,21 +144,7 @@ class ScrubberData:
 def segment_html(data: ScrubberData, segment: int) -> str:
     """The segment's text, HTML-escaped, with fact sentences highlighted (``<mark class="rmt-fact">``)."""
     start, end = data.segment_char_spans[segment]
-    cuts = []  # (start, end) of each highlighted piece, clipped to this segment
-    for a, b in data.fact_char_spans:
-        a, b = max(a, start), min(b, end)
-        if a < b:
-            cuts.append((a, b))
-    pieces, pos = [], start
-    for a, b in sorted(cuts):
-        a = max(a, pos)
-        if a >= b:
-            continue
-        pieces.append(html.escape(data.text[pos:a]))
-        pieces.append(f'<mark class="rmt-fact" style="background:{FACT_HIGHLIGHT}">{html.escape(data.text[a:b])}</mark>')
-        pos = b
-    pieces.append(html.escape(data.text[pos:end]))
-    body = "".join(pieces)
+    body = highlight_facts(data.text, start, end, data.fact_char_spans)  # as in the sample views
     if data.question is not None and segment == data.n_segments - 1:
         body += f' <b class="rmt-question">{html.escape(data.question)}</b>'
     return f'<div class="rmt-segment-text" style="white-space:pre-wrap;font-family:serif;line-height:1.4">{body}</div>'
@@ -172,14 +161,14 @@ def segment_caption(data: ScrubberData, segment: int) -> str:
             f"distance from the initial memory {data.distance_matrix[0, segment + 1]:.3g}")
 
 
-def frame_renderer(data: ScrubberData, *, scale: float = 1.0) -> plots.SegmentFrames:
+def frame_renderer(data: ScrubberData, *, scale: float = 1.0) -> SegmentFrames:
     """The figure that both scrubbers redraw per segment."""
     maps = {s: (a.weights, a.tokens, a.fact_mask) for s, a in data.attention.items()}
-    return plots.SegmentFrames(data.distance_matrix, data.memory_change, fact_segments=data.fact_segments,
-                               question_segment=data.question_segment, attention=maps, scale=scale)
+    return SegmentFrames(data.distance_matrix, data.memory_change, fact_segments=data.fact_segments,
+                         question_segment=data.question_segment, attention=maps, scale=scale)
 
 
-def frame_png(frames: plots.SegmentFrames, segment: int, *, dpi: int = 60) -> bytes:
+def frame_png(frames: SegmentFrames, segment: int, *, dpi: int = 60) -> bytes:
     """Frame `segment` (distance row, memory change, attention map if any) as PNG bytes."""
     buf = io.BytesIO()
     frames.draw(segment).savefig(buf, format="png", dpi=dpi, metadata={"Software": None})  # same bytes every run

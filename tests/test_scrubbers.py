@@ -1,4 +1,4 @@
-"""rmt_lib.widgets: the data checks, the live ipywidgets scrubber and the static all-frames scrubber."""
+"""rmt_lib.display.scrubbers: the data checks, the live ipywidgets scrubber and the static all-frames scrubber."""
 from __future__ import annotations
 
 import re
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from rmt_lib import probes
-from rmt_lib.widgets import (ScrubberData, SegmentAttention, default_frames, live_scrubber, segment_html,
-                             static_scrubber, static_scrubber_html)
+from rmt_lib.display.scrubbers import (ScrubberData, SegmentAttention, default_frames, live_scrubber, segment_html,
+                                       static_scrubber, static_scrubber_html)
 
 TEXT = "Some prose here. Mary went to the garden. More prose <b>x</b> & so on. John moved to the office. End"
 SEGMENTS = ((0, 17), (17, 42), (42, 71), (71, 96), (96, len(TEXT)))

@@ -1,7 +1,6 @@
-"""Figures of the chapter "What it costs": a `rmt_lib.cost` results dict in, matplotlib Figure out.
+"""What it costs: time and memory against input length, training throughput, the evaluate command.
 
-Like `rmt_lib.plots`, nothing here touches pyplot's global state, calls a model or reads a file: load the
-results with `rmt_lib.cost.load_results` and pass the dict.
+Input: a results dict of the cost benchmark (load it with `rmt_lib.cost.load_results` and pass it).
 """
 from __future__ import annotations
 
@@ -12,11 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from rmt_lib.plots import NotebookFigure
-
-RMT_COLOUR = "#1f77b4"  # blue: the streamed RMT
-FULL_COLOUR = "#d62728"  # red: the same backbone attending over the whole input
-REFERENCE_COLOUR = "#7f7f7f"  # grey: slopes, caps and targets
+from rmt_lib.plots.style import FULL_COLOUR, REFERENCE_COLOUR, RMT_COLOUR, new_figure
 
 
 def _rows(results: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
@@ -40,8 +35,8 @@ def plot_length_scaling(results: Mapping[str, Any]) -> Figure:
     rmt, full, skipped = _rows(results, "rmt"), _rows(results, "full_attention"), _rows(results, "skipped")
     if not rmt:
         raise ValueError("the results hold no RMT inference rows: was the inference part of the run skipped?")
-    fig = NotebookFigure(figsize=(10, 4), layout="constrained")
-    ax_t, ax_m = fig.subplots(1, 2)
+    fig, axes = new_figure(10, 4, ncols=2)
+    ax_t, ax_m = axes[0]
     for rows, colour, label in ((rmt, RMT_COLOUR, "RMT, streamed"), (full, FULL_COLOUR, "full attention")):
         if not rows:
             continue
@@ -80,8 +75,8 @@ def plot_training_throughput(results: Mapping[str, Any]) -> Figure:
     runs = [r for r in results["training"]["runs"] if "error" not in r]
     if not runs:
         raise ValueError("the results hold no successful training run")
-    fig = NotebookFigure(figsize=(8, 0.5 * len(runs) + 1.2), layout="constrained")
-    ax = fig.subplots()
+    fig, axes = new_figure(8, 0.5 * len(runs) + 1.2)
+    ax = axes[0, 0]
     y = np.arange(len(runs))
     speeds = [r["tokens_per_s"] for r in runs]
     ax.barh(y, speeds, color=RMT_COLOUR, alpha=0.8)
@@ -103,8 +98,8 @@ def plot_evaluate(results: Mapping[str, Any]) -> Figure:
         raise ValueError("the results lack a successful short and long evaluate run")
     names = list(ev)
     labels = [f"{name.replace('_', ' ')}\n{ev[name]['n_tokens']:,} tokens" for name in names]
-    fig = NotebookFigure(figsize=(9, 3.2), layout="constrained")
-    ax_t, ax_m = fig.subplots(1, 2)
+    fig, axes = new_figure(9, 3.2, ncols=2)
+    ax_t, ax_m = axes[0]
     x = np.arange(len(names))
     ax_t.bar(x, [ev[n]["wall_s"] for n in names], color=RMT_COLOUR, alpha=0.8)  # the median run
     for i, n in enumerate(names):  # every run, where the command ran more than once

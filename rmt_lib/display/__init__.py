@@ -1,0 +1,1 @@
+"""What a reader sees besides figures: Markdown tables, HTML views of samples, segment scrubbers."""
