@@ -27,6 +27,16 @@ class CLIError(Exception):
     """A user error found by the CLI itself: printed as one line, exit status 2."""
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an int >= 1 (argparse turns the ValueError into its one-line error, exit 2)."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+_positive_int.__name__ = "positive int"  # what argparse's message calls the type: "invalid positive int value"
+
 # Library errors that mean "the user's input was wrong": printed without a traceback, exit 2.
 USER_ERRORS = (CLIError, ValueError, FileNotFoundError)
 
@@ -159,7 +169,7 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
                    "stories from FILE (e.g. qa1_single-supporting-fact_test.txt), the first --samples of them at "
                    "every length, instead of the QA1 grammar")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"], help="background split (default test)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="samples per forward pass (default 32)")
     p.add_argument("--output", required=True, help="OUT.json: accuracy, by_length (95%% Wilson intervals), samples")
 
 
@@ -210,7 +220,7 @@ def _add_probe(p: argparse.ArgumentParser) -> None:
                                                   "by the bAbI grammar where no fact_char_spans are given)")
     p.add_argument("--output", required=True, help="OUT.json: samples[] (n_segments, segment_char_spans, "
                                                    "memory_change, distance_matrix, ...) and summary")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="samples per forward pass (default 32)")
     p.add_argument("--no-attention", action="store_true", help="skip attention maps (memory statistics only)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap and head-selection seed (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

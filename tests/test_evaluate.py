@@ -147,3 +147,16 @@ def test_cli_evaluates_real_babi_stories(tmp_path, checkpoint):
     refused = _cli("--checkpoint", str(checkpoint), "--babi", str(babi), "--segments", "4", "--samples", "3",
                    "--output", str(tmp_path / "c.json"))
     assert refused.returncode == 2 and "only 2 bAbI stories" in refused.stderr and not (tmp_path / "c.json").exists()
+
+
+@pytest.mark.parametrize("size", ["0", "-1", "two"])
+def test_a_batch_size_below_one_is_refused_before_any_work(tmp_path, checkpoint, size):
+    (tmp_path / "in.jsonl").write_text('{"input": "Mary went to the garden.", "question": "Where is Mary?", '
+                                       '"target": "garden"}\n')
+    out = tmp_path / "o.json"
+    result = _cli("--checkpoint", str(checkpoint), "--input", str(tmp_path / "in.jsonl"), "--batch-size", size,
+                  "--output", str(out))
+    assert result.returncode == 2 and "--batch-size" in result.stderr and not out.exists()
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        evaluate(RecurrentMemoryTransformer(SMALL), load_tokenizer(), generate_samples("qa1", 1, n_segments=1, n_facts=2),
+                 batch_size=int(size) if size != "two" else 0)

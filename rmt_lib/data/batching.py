@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from rmt_lib.data.grammar import ACTORS, LOCATIONS, QA1_FACT_COUNTS, parse_fact
-from rmt_lib.data.samples import EncodedSample, Sample
+from rmt_lib.data.encoding import EncodedSample
+from rmt_lib.data.samples import Sample
 
 NOT_SEEN = len(LOCATIONS)  # auxiliary label of an actor no fact has mentioned yet
 

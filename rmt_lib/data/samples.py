@@ -12,7 +12,6 @@ ends the last segment. Because background whitespace is single spaces and every 
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,27 +20,22 @@ from typing import Any
 
 import numpy as np
 
-from rmt_lib import paths
-from rmt_lib.data.background import Background, load_background
+from rmt_lib.data.background import load_background
 from rmt_lib.data.grammar import (
     ACTORS,
-    LOCATIONS,
     MAX_FACTS,
     all_fact_sentences,
     fact_sentence,
-    find_facts,
     qa1_story,
     question_sentence,
     sample_n_facts,
 )
+from rmt_lib.data.ring import Ring, tokenized_background
 from rmt_lib.data.tokenizer import Tokenizer, default_tokenizer
-from rmt_lib.jsonio import atomic_path
 
 TASKS = ("qa1",)
 # "sentence": BABILong's placement (a fact may be cut by a segment boundary); "aligned": never cut.
 PLACEMENTS = ("sentence", "aligned")
-TOKENIZED_CACHE_DIR = paths.CACHE_DIR / "tokenized"
-_BATCH = 4096  # sentences per encode_batch call while tokenizing a background
 _PLACEMENT_TRIES = 8  # windows tried before a layout is declared too small for its facts
 
 
@@ -106,122 +100,6 @@ class Sample:
             fact_char_spans=tuple(tuple(s) for s in d.get("fact_char_spans") or ()),
             fact_segments=tuple(d.get("fact_segments") or ()),
         )
-
-
-@dataclass(frozen=True)
-class EncodedSample:
-    """A sample as the model sees it: T = n_segments * segment_size token ids, left-padded."""
-
-    input_ids: np.ndarray  # (T,) int64
-    attention_mask: np.ndarray  # (T,) bool, False on padding
-    n_segments: int
-    segment_char_spans: tuple[tuple[int, int], ...]  # per segment, [start, end) of `input`; they tile `input`
-    fact_token_spans: tuple[tuple[int, int], ...]  # [start, end) indices into input_ids
-    fact_segments: tuple[int, ...]  # segment holding each fact's last token (a cut fact is read there)
-    question_token_span: tuple[int, int]  # indices into input_ids; the question ends the last segment
-    target_index: int  # LOCATIONS.index(target)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The tokenized background: a ring of tokens that long samples wrap around.
-
-
-@dataclass(frozen=True)
-class _Stream:
-    """A background tokenized once. The ring text is "".join(" " + s for s in sentences); tokens tile it."""
-
-    text: str
-    ids: np.ndarray  # (N,) int32
-    starts: np.ndarray  # (N + 1,) int64, char start of each token in `text`; starts[N] = len(text)
-    sentence_starts: np.ndarray  # (n_sentences,) int64 token index of each sentence's first token
-    space_led: np.ndarray  # (N,) bool: the token starts with a space (a piece boundary)
-
-    @property
-    def n(self) -> int:
-        return len(self.ids)
-
-    def ring_ids(self, a: int, b: int) -> np.ndarray:
-        """Token ids of ring positions [a, b) (0 <= a <= b; positions past N wrap)."""
-        parts = []
-        while a < b:
-            i = a % self.n
-            k = min(b - a, self.n - i)
-            parts.append(self.ids[i : i + k])
-            a += k
-        return np.concatenate(parts) if parts else self.ids[:0]
-
-    def ring_text(self, a: int, b: int) -> tuple[str, np.ndarray]:
-        """Text of ring positions [a, b) and each token's char start in that text."""
-        texts, starts, base = [], [], 0
-        while a < b:
-            i = a % self.n
-            k = min(b - a, self.n - i)
-            c0, c1 = int(self.starts[i]), int(self.starts[i + k])
-            texts.append(self.text[c0:c1])
-            starts.append(self.starts[i : i + k] - c0 + base)
-            base += c1 - c0
-            a += k
-        if not texts:
-            return "", np.zeros(0, dtype=np.int64)
-        return "".join(texts), np.concatenate(starts)
-
-
-_STREAMS: dict[tuple[str, str], _Stream] = {}
-
-
-def tokenized_background(background: Background, tokenizer: Tokenizer) -> _Stream:
-    """The background as the generator draws from it: tokenized once per process (and cached on disk)."""
-    key = (background.name, tokenizer.fingerprint)
-    if key not in _STREAMS:
-        _STREAMS[key] = _tokenize_background(background, tokenizer)
-    return _STREAMS[key]
-
-
-def _tokenize_background(background: Background, tokenizer: Tokenizer) -> _Stream:
-    text = "".join(" " + s for s in background.sentences)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    cache_file = TOKENIZED_CACHE_DIR / f"{tokenizer.fingerprint}-{digest}.npz"
-    arrays = _read_cache(cache_file)
-    if arrays is None:
-        arrays = _encode_sentences(background.sentences, tokenizer)
-        _write_cache(cache_file, arrays)
-    ids, starts, sentence_starts = arrays
-    return _Stream(text, ids, starts, sentence_starts, tokenizer.space_led[ids])
-
-
-def _encode_sentences(sentences, tokenizer: Tokenizer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each sentence encoded as " " + sentence (equal, by the single-space rule, to encoding the whole text)."""
-    ids_parts, start_parts, counts = [], [], []
-    base = 0
-    for i in range(0, len(sentences), _BATCH):
-        batch = [" " + s for s in sentences[i : i + _BATCH]]
-        for piece, enc in zip(batch, tokenizer.hf.encode_batch(batch, add_special_tokens=False)):
-            offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
-            ids_parts.append(np.asarray(enc.ids, dtype=np.int32))
-            start_parts.append(offsets[:, 0] + base)
-            counts.append(len(enc.ids))
-            base += len(piece)
-    ids = np.concatenate(ids_parts)
-    starts = np.concatenate(start_parts + [np.array([base], dtype=np.int64)])
-    sentence_starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    return ids, starts, sentence_starts
-
-
-def _read_cache(path: Path):
-    try:
-        with np.load(path) as z:
-            return z["ids"], z["starts"], z["sentence_starts"]
-    except (OSError, KeyError, ValueError):
-        return None
-
-
-def _write_cache(path: Path, arrays) -> None:
-    """Best effort (a read-only checkout still works, only slower to start)."""
-    try:
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, ids=arrays[0], starts=arrays[1], sentence_starts=arrays[2])
-    except OSError:
-        pass
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -318,7 +196,7 @@ _PIECES: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
 class _Builder:
     """Builds samples of one layout from one stream; caches the token ids of every fact and question."""
 
-    def __init__(self, stream: _Stream, tokenizer: Tokenizer, layout: _Layout):
+    def __init__(self, stream: Ring, tokenizer: Tokenizer, layout: _Layout):
         self.stream, self.tokenizer, self.layout = stream, tokenizer, layout
         self._pieces = _PIECES.setdefault(tokenizer.fingerprint, {})
 
@@ -503,62 +381,3 @@ class _Builder:
         return f"too few tokens to hold the facts: {why}{each}; ask for more segments (or fewer facts, or a larger segment size)"
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Encoding.
-
-
-def encode_sample(sample: Sample, tokenizer: Tokenizer | None = None, segment_size: int = 32) -> EncodedSample:
-    """Tokens of `input` then of " " + question, left-padded to whole segments; facts located by the sample's
-    fact_char_spans, or by the bAbI grammar (find_facts) when it carries none."""
-    tokenizer = tokenizer if tokenizer is not None else default_tokenizer()
-    if not isinstance(segment_size, int) or segment_size < 1:
-        raise ValueError(f"segment_size must be a positive int, got {segment_size!r}")
-    if sample.target not in LOCATIONS:
-        raise ValueError(f"target {sample.target!r} is not a QA1 location; expected one of {LOCATIONS}")
-    cache = sample._tokens
-    if (
-        cache is not None
-        and cache.fingerprint == tokenizer.fingerprint
-        and cache.question == sample.question
-        and cache.input_hash == hash(sample.input)
-    ):
-        input_ids, char_starts = cache.input_ids, cache.char_starts
-    else:
-        input_ids, char_starts = tokenizer.encode_with_starts(sample.input)  # token ends are not needed
-    q_ids = np.asarray(tokenizer.encode(" " + sample.question), dtype=np.int64)
-    n, total = len(input_ids), len(input_ids) + len(q_ids)
-    n_segments = max(1, math.ceil(total / segment_size))
-    pad = n_segments * segment_size - total
-
-    # Segment k holds input tokens [k*S - pad, (k+1)*S - pad); its text starts where its first token does.
-    first = np.clip(np.arange(n_segments + 1) * segment_size - pad, 0, n)  # (n_segments + 1,)
-    bounds = np.full(n_segments + 1, len(sample.input), dtype=np.int64)
-    inside = first < n
-    bounds[inside] = char_starts[first[inside]]
-    bounds[0] = 0
-    bounds = bounds.tolist()
-    segment_char_spans = tuple(zip(bounds[:-1], bounds[1:]))
-
-    spans = sample.fact_char_spans or tuple(find_facts(sample.input))
-    fact_token_spans = []
-    for c0, c1 in spans:
-        t0 = max(int(np.searchsorted(char_starts, c0, side="right")) - 1, 0)
-        t1 = int(np.searchsorted(char_starts, c1, side="left"))
-        fact_token_spans.append((pad + t0, pad + t1))
-    del char_starts  # spans first, then the (T,) arrays: a long input's starts are gone before its ids are widened
-
-    ids = np.full(n_segments * segment_size, tokenizer.pad_id, dtype=np.int64)  # (T,)
-    ids[pad : pad + n] = input_ids
-    ids[pad + n :] = q_ids
-    mask = np.zeros(n_segments * segment_size, dtype=bool)  # (T,)
-    mask[pad:] = True
-    return EncodedSample(
-        input_ids=ids,
-        attention_mask=mask,
-        n_segments=n_segments,
-        segment_char_spans=segment_char_spans,
-        fact_token_spans=tuple(fact_token_spans),
-        fact_segments=tuple((b - 1) // segment_size for _, b in fact_token_spans),
-        question_token_span=(pad + n, pad + total),
-        target_index=LOCATIONS.index(sample.target),
-    )

@@ -16,7 +16,9 @@ from rmt_lib.data.background import load_background
 from rmt_lib.data.batching import facts_that_fit
 from rmt_lib.data.grammar import FACT_RE, LOCATIONS, QA1_FACT_COUNTS, VERBS, parse_question
 from rmt_lib.data.io import read_babi
-from rmt_lib.data.samples import Sample, encode_sample, generate_samples, tokenized_background
+from rmt_lib.data.encoding import encode_sample
+from rmt_lib.data.ring import tokenized_background
+from rmt_lib.data.samples import Sample, generate_samples
 from rmt_lib.data.tokenizer import default_tokenizer
 from rmt_lib.display.tables import markdown_table, percent
 from rmt_lib.paths import BABI_DIR, Missing

@@ -40,6 +40,8 @@ def evaluate(model: RecurrentMemoryTransformer, tokenizer, samples: Sequence[Sam
     """
     if not samples:
         raise ValueError("no samples to evaluate")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     model.eval()
     device = next(model.parameters()).device
     encoded = encode_all(samples, tokenizer, model.config.segment_size)
