@@ -34,8 +34,11 @@ class RMTConfig:
     recurrent: bool = True  # False: the no-memory baseline, which reads only the last segment
     bptt_depth: int | None = None  # backpropagate through the last K segments; None = all of them
     # Training only: Gaussian noise added to every memory state, with this standard deviation relative to
-    # the state's own RMS. A memory that must survive noise learns to pull itself back to the states that
-    # encode the facts, instead of drifting through distractor text. 0 turns it off.
+    # the state's own RMS, so that the memory must pull itself back to the states that encode the facts
+    # instead of drifting through distractor text. 0 turns it off. Measured at a fixed budget (the default
+    # curriculum's first three stages, 24 minutes, trained to 4 segments; 200 test samples a length):
+    # 0.05 gave 97.5 / 53.5 / 25.5% at 4 / 16 / 64 segments, none 98.5 / 62.0 / 28.5%. The shipped model
+    # trains without it.
     memory_noise: float = 0.0
     answer_head: AnswerHead = "classifier"
     num_answers: int = 6  # candidate answers (QA1's six locations)

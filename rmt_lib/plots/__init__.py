@@ -9,6 +9,7 @@ so a notebook cell that returns a figure shows it exactly once and a script can 
     style           colours, NotebookFigure, new_figure, save_figure
     memory          distance matrices and memory change, of one sample or many
     attention       write/read attention maps, per-head grids, attention shares vs. their baseline
+    schematic       explanatory pictures (lengths in tokens, a schematic memory), not measurements
     segment_frames  the scrubbers' per-segment frames (SegmentFrames)
     figure8         the four panels of the paper's Figure 8 (figure8_panels)
     data            fact positions, our grammar vs. bAbI's, the segment layout
@@ -33,6 +34,7 @@ from rmt_lib.plots.execution import plot_execution_times
 from rmt_lib.plots.figure8 import figure8_panels
 from rmt_lib.plots.memory import (plot_change_distributions, plot_change_raster, plot_distance_gallery,
                                   plot_distance_matrix, plot_drift, plot_memory_change)
+from rmt_lib.plots.schematic import memory_schematic_html, plot_lengths_in_tokens
 from rmt_lib.plots.segment_frames import SegmentFrames
 from rmt_lib.plots.style import (ATTENTION_CMAP, BABI_COLOUR, CURRENT_COLOUR, CURVE_COLOURS, DISTANCE_CMAP,
                                  FACT_COLOUR, FIRST_COLOUR, FULL_COLOUR, NOTE_COLOUR, OTHER_COLOUR, OURS_COLOUR,
@@ -56,6 +58,6 @@ __all__ = [
     "SegmentFrames", "figure8_panels",
     # data, training, evaluation, cost
     "plot_fact_positions", "plot_grammar_comparison", "plot_segment_layout", "plot_training_log",
-    "plot_execution_times", "plot_accuracy_vs_length", "plot_against_paper", "plot_failure_cases", "plot_target_checks",
+    "plot_execution_times", "memory_schematic_html", "plot_lengths_in_tokens", "plot_accuracy_vs_length", "plot_against_paper", "plot_failure_cases", "plot_target_checks",
     "plot_evaluate", "plot_length_scaling", "plot_training_throughput",
 ]

@@ -152,14 +152,15 @@ def plot_against_paper(curves: Sequence[AccuracyCurve | Missing], *, trained_len
         acc = np.array([r.accuracy for r in c.rows])  # (n_lengths,)
         lo, hi = np.array([r.low for r in c.rows]), np.array([r.high for r in c.rows])
         ax.errorbar(c.lengths, acc, yerr=[acc - lo, hi - acc], fmt="o-", color=CURVE_COLOURS.get(c.label, f"C{i}"),
-                    capsize=3, markersize=4, linewidth=1.4, label=f"ours: {c.label} ({c.source})")
+                    capsize=3, markersize=4, linewidth=1.4, label=f"ours: {c.label}")
     missing = [c for c in curves if isinstance(c, Missing)]
     if missing:
         ax.text(0.98, 0.02, "\n".join(textwrap.fill(f"{m.what}: not there yet", 40) for m in missing),
                 transform=ax.transAxes, fontsize=7, color="#777777", ha="right", va="bottom")
     if trained_length is not None:
         ax.axvline(trained_length, color="#999999", linestyle=":", linewidth=1)
-        ax.text(trained_length, 0.02, " our longest training input", rotation=90, fontsize=7, color="#777777")
+        ax.text(trained_length, 0.98, "our longest training input ", rotation=90, fontsize=7, color="#777777",
+                ha="right", va="top")
     names = {paper.segments_for(t): k for k, t in paper.TABLE4_LENGTHS.items()}
     ticks = sorted(set(names) | {n for c in curves if isinstance(c, AccuracyCurve) for n in c.lengths})
     ax.set_xscale("log", base=2)

@@ -62,3 +62,11 @@ def test_grammar_plot_keeps_its_layout_with_or_without_babi():
     assert repr(with_babi) == repr(without)  # what nbval compares of a figure
     assert sum(len(ax.patches) for ax in with_babi.axes) == 2 * sum(len(ax.patches) for ax in without.axes)
     assert any("bAbI files absent" in t for t in _texts(without))
+
+
+def test_lengths_in_tokens_and_the_schematic_memory():
+    fig = plots.plot_lengths_in_tokens({"16k": 32, "128k": 256}, paper_segment_size=512, our_segment_size=32)
+    widths = sorted(b.get_width() for b in fig.axes[0].patches)
+    assert widths == [32 * 32, 256 * 32, 32 * 512, 256 * 512]
+    html = plots.memory_schematic_html(6, [1, 3])
+    assert "<script" in html and "font-awesome" not in html  # offline: no CDN stylesheet

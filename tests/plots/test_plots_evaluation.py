@@ -61,3 +61,25 @@ def test_target_checks_one_panel_per_target_coloured_by_status():
     assert [t.get_text() for t in panels[1].get_yticklabels()] == ["a", "b"]
     with pytest.raises(ValueError):
         plots.plot_target_checks([])
+
+
+def test_paper_comparison_draws_the_papers_published_points_beside_ours():
+    from rmt_lib import paper
+
+    fig = plots.plot_against_paper([_curve("RMT"), MISSING], trained_length=96)
+    (ax,) = fig.axes
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[:2] == ["paper's RMT (BABILong Table 4)", "paper's ARMT (BABILong Table 4)"]
+    rmt = ax.get_lines()[0]
+    assert list(rmt.get_xdata()) == [32, 128, 256, 1024, 2048, 20480]  # "16k" ... "10M" at 512-token segments
+    assert list(rmt.get_ydata()) == [v / 100 for v in paper.TABLE4_QA1["RMT"].values()]
+    assert "2,048\n(1M)" in [t.get_text() for t in ax.get_xticklabels()]
+    assert any("not there yet" in t.get_text() for t in ax.texts)
+
+
+def test_execution_times_mark_failed_chapters():
+    fig = plots.plot_execution_times({"budget": "ci", "chapters": [
+        {"chapter": "intro.ipynb", "seconds": 3.0, "status": "ok"},
+        {"chapter": "data.ipynb", "seconds": 9.0, "status": "failed"}]})
+    bars = fig.axes[0].patches
+    assert [b.get_width() for b in bars] == [3.0, 9.0] and bars[0].get_facecolor() != bars[1].get_facecolor()

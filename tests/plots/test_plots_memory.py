@@ -143,3 +143,14 @@ def test_segment_frames_redraw_one_figure_per_segment(trajectory):
         plain.draw(S)
     with pytest.raises(ValueError, match="distance matrix"):
         SegmentFrames(d[:-1, :-1], change)
+
+
+def test_drift_plot_shows_every_sample_and_the_threshold():
+    records = [dict(drift=0.5, jump=2.0, correct=True), dict(drift=3.0, jump=1.0, correct=False),
+               dict(drift=1.0, jump=4.0, correct=True)]
+    fig = plots.plot_drift(records, threshold=0.5)
+    scatter, hist = fig.axes
+    assert sum(len(c.get_offsets()) for c in scatter.collections) == 3
+    assert any(line.get_xdata()[0] == 0.5 for line in hist.get_lines())  # the threshold line
+    with pytest.raises(ValueError, match="no drift records"):
+        plots.plot_drift([])
