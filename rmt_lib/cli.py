@@ -123,7 +123,8 @@ def _run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-@_command("train", help="Train the RMT with the curriculum 1 -> 2 -> 4 -> 8 -> 16 -> 32 segments.")
+@_command("train", help="Train the RMT through a curriculum of longer and longer inputs, 1 -> 2 -> 4 -> ... segments "
+                          "(the default preset goes past the paper's 32; its stages say how far).")
 def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="default",
                    help="a preset (default: the shipped model; ci: minutes; tiny: seconds) or a JSON file of TrainConfig fields")
