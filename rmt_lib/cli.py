@@ -38,7 +38,8 @@ def _positive_int(text: str) -> int:
 _positive_int.__name__ = "positive int"  # what argparse's message calls the type: "invalid positive int value"
 
 # Library errors that mean "the user's input was wrong": printed without a traceback, exit 2.
-USER_ERRORS = (CLIError, ValueError, FileNotFoundError)
+# OSError: a path the user gave that cannot be written (read-only, /sys, permission denied), named by its message.
+USER_ERRORS = (CLIError, ValueError, OSError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # every output is written atomically: an interrupted command leaves none
+        print("interrupted: nothing was written", file=sys.stderr)
+        return 130
 
 
 # --- generate (owned by the data module) ------------------------------------------------------------------
@@ -179,9 +183,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     from rmt_lib.data import read_babi_qa1, read_jsonl
     from rmt_lib.evaluate import evaluate, generate_eval_samples
-    from rmt_lib.jsonio import write_json
+    from rmt_lib.jsonio import check_output_path, write_json
     from rmt_lib.runtime import seed_everything
 
+    check_output_path(args.output)  # before minutes of evaluation, not after
     seed_everything(args.seed)
     model, tokenizer = _load_checkpoint(args.checkpoint, args.device)  # the folder's own tokenizer
     if args.input:
@@ -229,9 +234,11 @@ def _add_probe(p: argparse.ArgumentParser) -> None:
 
 def _run_probe(args: argparse.Namespace) -> int:
     from rmt_lib.data import read_jsonl
+    from rmt_lib.jsonio import check_output_path
     from rmt_lib.probes import probe_samples, write_probe_json
     from rmt_lib.runtime import seed_everything
 
+    check_output_path(args.output)  # before the probing, not after
     seed_everything(args.seed)
     samples = read_jsonl(args.input)  # checks every line first: a bad line writes nothing
     if not samples:

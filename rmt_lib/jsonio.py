@@ -12,13 +12,33 @@ from typing import Any
 import numpy as np
 
 
+def check_output_path(path: str | Path) -> Path:
+    """`path` as an output file: ValueError, before any work, for an empty name, a folder, a symlink or a
+    special file (FIFO, device), or a parent that is a file."""
+    if str(path) == "":
+        raise ValueError("the output path is empty; give a file name")
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        kind = "a folder" if path.is_dir() and not path.is_symlink() else "a symlink" if path.is_symlink() else \
+            "a special file (FIFO or device)"
+        raise ValueError(f"{path} is {kind}; outputs are written as new regular files, give a file name")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{path}: {parent} is a file, not a folder")
+            break
+    return path
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is renamed onto `path`, on failure removed.
 
-    The file gets the usual permissions (mkstemp makes 0600).
+    The file gets the usual permissions (mkstemp makes 0600). An existing `path` that is not a regular
+    file (a folder, a symlink, a FIFO, a device such as /dev/full) is refused, never replaced.
     """
     path = Path(path)
+    check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)

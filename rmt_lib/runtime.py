@@ -48,7 +48,13 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     choice = device if device is not None else os.environ.get("RMT_DEVICE") or None
     if choice is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(choice)
+    where = "--device" if device is not None else "$RMT_DEVICE"
+    try:
+        dev = torch.device(choice)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{where} {choice!r} is not a device; use cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"{where} {choice!r}: this project runs on cpu or cuda, not {dev.type}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {choice!r} was asked for but CUDA is not available here; use 'cpu'")
     return dev
