@@ -42,15 +42,21 @@ _positive_int.__name__ = "positive int"  # what argparse's message calls the typ
 USER_ERRORS = (CLIError, ValueError, OSError)
 
 
+_DEVICE_HELP = "cpu, cuda, cuda:1 ... (default: $RMT_DEVICE, else CUDA when present, else CPU)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m rmt_lib",
         description="Recurrent Memory Transformer on BABILong QA1: generate data, train, evaluate, probe, plot.",
     )
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: $RMT_DEVICE, else CUDA when present, else CPU)")
+    parser.add_argument("--device", default=None, help=_DEVICE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (help_, add_arguments, _) in _COMMANDS.items():
-        add_arguments(sub.add_parser(name, help=help_, description=help_))
+        command = sub.add_parser(name, help=help_, description=help_)
+        add_arguments(command)
+        # Also after the command (`evaluate --device cpu`); SUPPRESS keeps the one given before it otherwise.
+        command.add_argument("--device", default=argparse.SUPPRESS, help=_DEVICE_HELP)
     return parser
 
 
@@ -141,7 +147,6 @@ def _add_train(p: argparse.ArgumentParser) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     import dataclasses
-    import json
     from pathlib import Path
 
     from rmt_lib.train import PRESETS, TrainConfig, train
@@ -150,7 +155,7 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.config in PRESETS:
         cfg = PRESETS[args.config]
     elif Path(args.config).is_file():
-        cfg = TrainConfig.from_dict(json.loads(Path(args.config).read_text()))
+        cfg = TrainConfig.from_json(args.config)
     else:
         raise CLIError(f"--config {args.config!r} is neither a preset ({', '.join(PRESETS)}) nor a JSON file")
     if args.seed is not None:
@@ -273,7 +278,7 @@ def _add_figures(p: argparse.ArgumentParser) -> None:
 def _run_figures(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rmt_lib.jsonio import write_json
+    from rmt_lib.jsonio import atomic_folder, write_json
     from rmt_lib.plots import figure8_panels, save_figure
     from rmt_lib.probes import figure8_inputs
     from rmt_lib.runtime import seed_everything
@@ -281,14 +286,13 @@ def _run_figures(args: argparse.Namespace) -> int:
     if args.heldout < 1:
         raise CLIError("--heldout must be at least 1")
     seed_everything(args.seed)
-    model, tokenizer = _load_checkpoint(args.checkpoint, args.device)
-    inputs = figure8_inputs(model, tokenizer, seed=args.seed, n_heldout=args.heldout, split=args.split,
-                            background=args.background)
     out = Path(args.output)
-    for name, fig in figure8_panels(inputs).items():
-        for path in save_figure(fig, out / name):
-            print(path)
-    record = out / "figure8.json"
-    write_json(record, inputs.describe(), indent=2)
-    print(record)
+    with atomic_folder(out) as tmp:  # all of the set or none of it: a failure part-way writes nothing
+        model, tokenizer = _load_checkpoint(args.checkpoint, args.device)
+        inputs = figure8_inputs(model, tokenizer, seed=args.seed, n_heldout=args.heldout, split=args.split,
+                                background=args.background)
+        names = [path.name for name, fig in figure8_panels(inputs).items() for path in save_figure(fig, tmp / name)]
+        write_json(tmp / "figure8.json", inputs.describe(), indent=2)
+    for name in [*names, "figure8.json"]:
+        print(out / name)
     return 0

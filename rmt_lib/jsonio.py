@@ -1,8 +1,10 @@
 """Writing files so that a reader never sees half of one and a failed run leaves none behind."""
 from __future__ import annotations
 
+import glob
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -40,17 +42,74 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    _sweep_stale(path)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `path` for a set of files; on success they move into `path` (created,
+    or kept with its other files), on failure the temporary folder goes, so a failed run leaves none of
+    the set. `path` must be a folder or not exist yet; that is checked before the work."""
+    path = Path(path)
+    if str(path) == "" or (path.exists() and not path.is_dir()) or path.is_symlink():
+        raise ValueError(f"{path or repr(str(path))} is not a folder; give a folder for the output files")
+    check_output_path(path / "_")  # a parent that is a file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_stale(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if not path.exists():
+            os.replace(tmp, path)
+            os.chmod(path, 0o777 & ~_umask())
+            return
+        for file in sorted(tmp.iterdir()):
+            os.replace(file, path / file.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _tmp_prefix(path: Path) -> str:
+    """Temporary names carry the writer's pid, so that a later run can tell a dead writer's leftovers."""
+    return f".{path.name}.{os.getpid()}."
+
+
+def _sweep_stale(path: Path) -> None:
+    """Remove temporary files and folders beside `path` left by writers that died (SIGKILL, power loss)
+    before they could clean up; those of live processes are kept."""
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*"):
+        pid = leftover.name[len(path.name) + 2:].split(".", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

@@ -81,3 +81,57 @@ def test_a_bad_device_is_a_clear_error(checkpoint, tmp_path, device, message):
                           capture_output=True, text=True, env=env, timeout=300)
     _one_error_line(done, "$RMT_DEVICE")
 
+
+
+def test_ctrl_c_prints_one_line_exits_130_and_writes_nothing(tmp_path, checkpoint):
+    import signal
+
+    out = tmp_path / "e.json"
+    # A parent that ignores SIGINT (a shell's background job, some CI runners) passes that on, and Python
+    # then never raises KeyboardInterrupt: give the child the default handler, as a terminal would.
+    proc = subprocess.Popen([sys.executable, "-m", "rmt_lib", "evaluate", "--checkpoint", str(checkpoint),
+                             "--segments", "4096", "--samples", "1000", "--output", str(out)],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    seen = ""
+    while "evaluate" not in seen:  # the progress bar: past the imports, inside minutes of work
+        char = proc.stderr.read(1)
+        assert char, f"the command ended before it could be interrupted: {seen}"
+        seen += char
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, seen + err
+    assert "interrupted: nothing was written" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_set_of_files_leaves_none_and_a_good_one_lands_whole(tmp_path):
+    from rmt_lib.jsonio import atomic_folder
+
+    with pytest.raises(RuntimeError), atomic_folder(tmp_path / "figs") as tmp:
+        write_json(tmp / "a.json", {"a": 1})
+        raise RuntimeError("the second figure failed")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_folder(tmp_path / "figs") as tmp:
+        write_json(tmp / "a.json", {"a": 1})
+    (tmp_path / "figs" / "kept.txt").write_text("mine")
+    with atomic_folder(tmp_path / "figs") as tmp:  # into an existing folder: its other files stay
+        write_json(tmp / "b.json", {"b": 2})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figs"]
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["a.json", "b.json", "kept.txt"]
+    with pytest.raises(ValueError, match="not a folder"):
+        with atomic_folder(tmp_path / "figs" / "a.json"):
+            pass
+
+
+def test_a_dead_writers_temporary_files_are_swept_and_a_live_ones_kept(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # exited: no process has this pid now (pids are not reused at once)
+    stale = tmp_path / f".out.json.{dead_pid}.x1.tmp.json"
+    live = tmp_path / f".out.json.{os.getppid()}.x2.tmp.json"
+    stale_dir = tmp_path / f".out.json.{dead_pid}.x3.tmp"
+    stale.write_text("half")
+    live.write_text("being written")
+    stale_dir.mkdir()
+    write_json(tmp_path / "out.json", {"a": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "out.json"])

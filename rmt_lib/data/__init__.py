@@ -7,7 +7,7 @@ from rmt_lib.data.background import Background, load_background, split_sentences
 from rmt_lib.data.batching import Batch, batches_by_length, collate, facts_that_fit
 from rmt_lib.data.grammar import ACTORS, LOCATIONS, VERBS, find_facts, world_state
 from rmt_lib.data.io import read_babi, read_babi_qa1, read_jsonl, write_jsonl
-from rmt_lib.data.encoding import EncodedSample, encode_sample
+from rmt_lib.data.encoding import EncodedSample, encode_qa1, encode_sample
 from rmt_lib.data.samples import Sample, generate_samples
 from rmt_lib.data.tokenizer import LOCATION_TOKEN_IDS, Tokenizer, load_tokenizer, token_strings
 
@@ -23,6 +23,7 @@ __all__ = [
     "Tokenizer",
     "batches_by_length",
     "collate",
+    "encode_qa1",
     "encode_sample",
     "facts_that_fit",
     "find_facts",

@@ -112,10 +112,25 @@ def _load_folder(folder: Path) -> Background:
         raise ValueError(f"background folder {folder} holds no .txt files; put UTF-8 prose in *.txt files there")
     sentences: list[str] = []
     for file in files:
-        sentences += split_sentences(file.read_text(encoding="utf-8", errors="replace"))
+        sentences += split_sentences(_read_prose(file))
     if not sentences:
         raise ValueError(f"background folder {folder}: its .txt files are empty")
     return Background(str(folder), tuple(sentences))
+
+
+_UNPRINTABLE = re.compile(r"[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # undecodable, or control but not whitespace
+_MAX_UNPRINTABLE = 0.05  # share of a file's characters that may be undecodable or control characters
+
+
+def _read_prose(file: Path) -> str:
+    """A background file's text. A stray bad byte becomes U+FFFD, but a file that is not mostly printable
+    text (a binary saved as .txt, another encoding) is refused, named, rather than turned into "prose"."""
+    text = file.read_bytes().decode("utf-8", errors="replace")
+    bad = len(_UNPRINTABLE.findall(text))
+    if text and bad > _MAX_UNPRINTABLE * len(text):
+        raise ValueError(f"background file {file} is not UTF-8 prose: {bad / len(text):.0%} of its characters are "
+                         "undecodable or control characters; remove it or save it as UTF-8 text")
+    return text
 
 
 def _load_pg19(split: str) -> Background:

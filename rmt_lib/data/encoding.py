@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rmt_lib.data.grammar import LOCATIONS, find_facts
+from collections.abc import Sequence
+
+from rmt_lib.data.grammar import LOCATIONS, find_facts, parse_question
 from rmt_lib.data.samples import Sample
 from rmt_lib.data.tokenizer import Tokenizer, default_tokenizer
 
@@ -82,3 +84,16 @@ def encode_sample(sample: Sample, tokenizer: Tokenizer | None = None, segment_si
         question_token_span=(pad + n, pad + total),
         target_index=LOCATIONS.index(sample.target),
     )
+
+
+def encode_qa1(samples: Sequence[Sample], tokenizer: Tokenizer, segment_size: int) -> list[EncodedSample]:
+    """`encode_sample` of every sample, first refusing (ValueError naming it) one that a QA1 model cannot
+    answer: a question other than 'Where is <actor>?', or an answer that is not one of the locations."""
+    encoded = []
+    for i, s in enumerate(samples):
+        try:
+            parse_question(s.question)
+            encoded.append(encode_sample(s, tokenizer, segment_size))
+        except ValueError as err:
+            raise ValueError(f"sample {i + 1} cannot be answered by a QA1 model: {err}") from err
+    return encoded

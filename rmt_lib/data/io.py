@@ -11,6 +11,7 @@ from rmt_lib.data.samples import Sample
 from rmt_lib.jsonio import atomic_path
 
 _BABI_LINE = re.compile(r"(\d+) (.*)")
+_SURROGATE = re.compile("[\udc80-\udcff]")  # an undecodable byte, read with errors="surrogateescape"
 
 
 def write_jsonl(samples: Iterable[Sample], path: str | Path) -> Path:
@@ -34,8 +35,11 @@ def read_jsonl(path: str | Path) -> list[Sample]:
         raise FileNotFoundError(f"no such samples file: {path}")
     samples: list[Sample] = []
     single: tuple[int, object] | None = None  # the first line, when it would be a whole JSON document alone
-    with path.open(encoding="utf-8") as f:  # universal newlines, as read_text; lines end at "\n" only
+    # Universal newlines, as read_text. Undecodable bytes become lone surrogates, so that the line that holds
+    # one is named by its number (a strict decoder fails on a buffer, at an offset into it).
+    with path.open(encoding="utf-8", errors="surrogateescape") as f:
         for number, line in enumerate(f, start=1):
+            _check_utf8(path, number, line)
             if not line.strip():
                 continue
             if single is not None:  # a second line, so the first was a JSONL line: one that is no sample
@@ -44,15 +48,24 @@ def read_jsonl(path: str | Path) -> list[Sample]:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 if not samples:  # the first line: maybe a JSON document spread over lines
-                    whole = _whole_json(path.read_text(encoding="utf-8"))
+                    whole = _whole_json(path.read_bytes())
                     if _is_document(whole):
-                        return _read_json(path, whole)
+                        return _read_json(path, whole, line=number)
                 raise ValueError(f"{path}:{number}: not a BABILong sample: {_json_error(line)}") from None
             if not samples and single is None and _is_document(row):
                 single = (number, row)
                 continue
             samples.append(_line_sample(path, number, row))
-    return _read_json(path, single[1]) if single is not None else samples
+    return _read_json(path, single[1], line=single[0]) if single is not None else samples
+
+
+def _check_utf8(path: Path, number: int, line: str) -> None:
+    bad = _SURROGATE.search(line)
+    if bad is not None:
+        byte = len(line[:bad.start()].encode("utf-8", "surrogateescape")) + 1
+        raw = line[bad.start()].encode("utf-8", "surrogateescape")
+        raise ValueError(f"{path}:{number}: not UTF-8 text (byte {byte} of the line is {raw!r}); save the file "
+                         "as UTF-8")
 
 
 def _is_document(data) -> bool:
@@ -76,15 +89,19 @@ def _line_sample(path: Path, number: int, row) -> Sample:
         raise ValueError(f"{path}:{number}: not a BABILong sample: {err}") from None
 
 
-def _whole_json(text: str):
+def _whole_json(text: bytes):
     """The file parsed as one JSON document, or None (JSONL with several lines is not one document)."""
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):
         return None
 
 
-def _read_json(path: Path, data) -> list[Sample]:
+def _read_json(path: Path, data, line: int | None = None) -> list[Sample]:
+    """Samples from a JSON document: a list of them, or an object whose list values hold them. An object
+    with no list is read as one sample, so that its missing field is named."""
+    if isinstance(data, dict) and not any(isinstance(v, list) for v in data.values()):
+        return [_line_sample(path, line or 1, data)]
     rows = data if isinstance(data, list) else [r for v in data.values() if isinstance(v, list) for r in v]
     samples = []
     for i, row in enumerate(rows):

@@ -92,6 +92,9 @@ class Sample:
         missing = [k for k in ("input", "question", "target") if k not in d]
         if missing:
             raise ValueError(f"sample lacks the field(s) {missing} (BABILong layout: input, question, target)")
+        empty = [k for k in ("input", "question", "target") if not isinstance(d[k], str) or not d[k].strip()]
+        if empty:
+            raise ValueError(f"sample field(s) {empty} must be non-empty text (a story, its question, its answer)")
         return cls(
             input=d["input"],
             question=d["question"],

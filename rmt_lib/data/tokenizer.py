@@ -162,7 +162,12 @@ def load_tokenizer(path: str | Path | None = None) -> Tokenizer:
             f"tokenizer file {path} not found; it is committed as data/tokenizer.json "
             "(retrain it with `python -m rmt_lib.data.tokenizer` after `make setup`)"
         )
-    return Tokenizer(HFTokenizer.from_file(str(path)), source=str(path))
+    try:
+        inner = HFTokenizer.from_file(str(path))
+    except Exception as err:  # the Rust library raises a bare Exception for a corrupt or foreign file
+        raise ValueError(f"{path} is not a readable tokenizer file ({err}); restore it, or retrain with "
+                         "`python -m rmt_lib.data.tokenizer`") from None
+    return Tokenizer(inner, source=str(path))
 
 
 _DEFAULT: Tokenizer | None = None

@@ -10,23 +10,11 @@ import torch
 from tqdm.auto import tqdm
 
 from rmt_lib.data.batching import batches_by_length, facts_that_fit
-from rmt_lib.data import LOCATIONS, EncodedSample, Sample, encode_sample, find_facts, generate_samples
+from rmt_lib.data import LOCATIONS, EncodedSample, Sample, encode_qa1, find_facts, generate_samples
 from rmt_lib.data.grammar import QA1_FACT_COUNTS, parse_fact, parse_question
 from rmt_lib.model import RecurrentMemoryTransformer
 from rmt_lib.runtime import torch_threads
 from rmt_lib.stats import wilson_interval
-
-def encode_all(samples: Sequence[Sample], tokenizer, segment_size: int):
-    """Encode every sample, naming the one that cannot be answered by a QA1 model."""
-    encoded = []
-    for i, s in enumerate(samples):
-        try:
-            parse_question(s.question)
-            encoded.append(encode_sample(s, tokenizer, segment_size))
-        except ValueError as err:
-            raise ValueError(f"sample {i + 1} cannot be answered by a QA1 model: {err}") from err
-    return encoded
-
 
 @torch.inference_mode()  # cheaper than no_grad: no version counters on a long stream
 def evaluate(model: RecurrentMemoryTransformer, tokenizer, samples: Sequence[Sample], *, batch_size: int = 32,
@@ -44,7 +32,7 @@ def evaluate(model: RecurrentMemoryTransformer, tokenizer, samples: Sequence[Sam
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     model.eval()
     device = next(model.parameters()).device
-    encoded = encode_all(samples, tokenizer, model.config.segment_size)
+    encoded = encode_qa1(samples, tokenizer, model.config.segment_size)
     predictions: list[int] = [-1] * len(samples)
     bar = tqdm(total=len(samples), desc="evaluate", unit="sample", disable=not progress)
     for idx, batch in batches_by_length(samples, encoded, batch_size):

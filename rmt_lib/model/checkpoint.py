@@ -127,7 +127,7 @@ def verify_checksums(directory: Path) -> None:
     listing = directory / CHECKSUMS
     if not listing.is_file():
         raise FileNotFoundError(f"{listing} is missing: the folder was not written by save_pretrained")
-    for name, expected in json.loads(listing.read_text()).items():
+    for name, expected in _read_listing(listing).items():
         path = directory / name
         if not path.is_file():
             raise FileNotFoundError(f"{path} is listed in {CHECKSUMS} but missing")
@@ -136,6 +136,20 @@ def verify_checksums(directory: Path) -> None:
     for required in (WEIGHTS, CONFIG):
         if not (directory / required).is_file():
             raise FileNotFoundError(f"{directory / required} is missing")
+
+
+def _read_listing(listing: Path) -> dict[str, str]:
+    """checksums.json: file name -> sha256; it must cover the weights and the config, or it verifies nothing."""
+    try:
+        entries = json.loads(listing.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{listing} is not JSON ({err}); rewrite the folder with save_pretrained") from None
+    if not isinstance(entries, dict) or not all(isinstance(v, str) for v in entries.values()):
+        raise ValueError(f"{listing} must map file names to sha256 hex digests, got {type(entries).__name__}")
+    if unlisted := [name for name in (WEIGHTS, CONFIG) if name not in entries]:
+        raise ValueError(f"{listing} does not list {unlisted}, so it verifies nothing; rewrite the folder with "
+                         "save_pretrained")
+    return entries
 
 
 def _tied_names(model: torch.nn.Module) -> set[str]:

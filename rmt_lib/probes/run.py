@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 from tqdm.auto import tqdm
 
-from rmt_lib.data import LOCATIONS, encode_sample, find_facts, generate_samples
+from rmt_lib.data import LOCATIONS, encode_qa1, find_facts, generate_samples
 from rmt_lib.data.batching import length_groups
 from rmt_lib.model.capture import run_with_cache
 from rmt_lib.probes.attention import (AttentionLayout, fact_mask, read_attention_share, read_memory_baseline,
@@ -64,7 +64,7 @@ def probe_samples(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     layout = AttentionLayout(cfg.num_memory_tokens, cfg.segment_size)
-    encoded = [encode_sample(s, tokenizer, cfg.segment_size) for s in samples]
+    encoded = encode_qa1(samples, tokenizer, cfg.segment_size)  # refuses a question QA1 cannot answer
     map_bytes = 4 * cfg.num_layers * cfg.num_heads * layout.size**2  # one sample's map of one segment
     results: list[dict | None] = [None] * len(samples)
 

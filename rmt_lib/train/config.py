@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rmt_lib.data import LOCATION_TOKEN_IDS
@@ -75,15 +77,37 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        if not isinstance(d, dict):
+            raise ValueError(f"a TrainConfig is a JSON object of its fields, got a {type(d).__name__}")
         d = dict(d)
         known = {f.name for f in dataclasses.fields(cls)}
         if unknown := sorted(set(d) - known):
             raise ValueError(f"unknown TrainConfig field(s) {unknown}; known: {sorted(known)}")
         if "model" in d:
+            if not isinstance(d["model"], dict):
+                raise ValueError(f"TrainConfig.model is an object of RMTConfig fields, got {d['model']!r}")
             d["model"] = RMTConfig.from_dict(d["model"])
         if "stages" in d:
-            d["stages"] = tuple(Stage(**s) for s in d["stages"])
+            if not isinstance(d["stages"], (list, tuple)):
+                raise ValueError(f"TrainConfig.stages is a list of stage objects, got {d['stages']!r}")
+            d["stages"] = tuple(_stage(i, s) for i, s in enumerate(d["stages"], start=1))
+        defaults = cls()
+        for name, value in d.items():  # a number where the default is one, e.g. not "lr": "fast"
+            default = getattr(defaults, name)
+            if isinstance(default, (int, float)) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ValueError(f"TrainConfig.{name} must be a number like {default!r}, got {value!r}")
         return cls(**d)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "TrainConfig":
+        """A TrainConfig from a JSON file of its fields; ValueError naming the file for anything else."""
+        path = Path(path)
+        try:
+            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path} is not JSON ({err}); --config takes a preset name or a JSON file") from None
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
 
 
 PRESETS: dict[str, TrainConfig] = {
@@ -100,6 +124,19 @@ PRESETS: dict[str, TrainConfig] = {
                         stages=(Stage(1, 6, 8), Stage(2, 4, 8)), eval_every=3, eval_samples=16,
                         checkpoint_every=2, warmup_steps=2),
 }
+
+
+def _stage(number: int, d: Any) -> Stage:
+    fields = {f.name for f in dataclasses.fields(Stage)}
+    if not isinstance(d, dict):
+        raise ValueError(f"stage {number} must be an object with fields {sorted(fields)}, got {d!r}")
+    if unknown := sorted(set(d) - fields):
+        raise ValueError(f"stage {number} has unknown field(s) {unknown}; known: {sorted(fields)}")
+    if missing := sorted({"n_segments", "max_steps"} - set(d)):
+        raise ValueError(f"stage {number} lacks {missing}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in d.values() if v is not None):
+        raise ValueError(f"stage {number}: every field is a number, got {d!r}")
+    return Stage(**d)
 
 
 def lr_at(cfg: TrainConfig, step: int, max_steps: int, peak: float | None = None) -> float:

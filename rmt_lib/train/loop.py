@@ -13,8 +13,11 @@ every rank generates the same global batch and trains on its own slice of it.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,16 +199,12 @@ class Trainer:
         path = self.output / CHECKPOINT
         if not path.is_file():
             return False
-        from safetensors import safe_open
-        with safe_open(path, "pt") as f:
-            meta = f.metadata()
-        saved = TrainConfig.from_dict(json.loads(meta["train_config"]))
+        meta, tensors, saved = _read_checkpoint(path)
         # The same config, or the same config with stages appended (a finished curriculum extended):
         # batches are seeded by (stage, step), so either way the run equals one made from scratch.
         if dataclasses.replace(self.cfg, stages=self.cfg.stages[:len(saved.stages)]) != saved:
             raise ValueError(f"{path} was written by a run with another configuration; resume with the same "
                              "--config (stages may be appended), or train into a fresh --output folder")
-        tensors = load_file(path)
         load_model_tensors(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         self.best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
         self.state = RunState(**json.loads(meta["run_state"]))
@@ -229,6 +228,23 @@ class Trainer:
         write_text_atomic(log, "".join(log.read_text().splitlines(keepends=True)[: self.state.log_lines]))
 
 
+def _read_checkpoint(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor], TrainConfig]:
+    """(metadata, tensors, config) of a training checkpoint; ValueError naming it when it is truncated, a
+    pickle, or written by something else. Only safetensors is read: nothing here can run code."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(path, "pt") as f:
+            meta = f.metadata()
+        saved = TrainConfig.from_dict(json.loads(meta["train_config"]))
+        for key in ("run_state", "param_groups"):
+            json.loads(meta[key])
+        return meta, load_file(path), saved
+    except (SafetensorError, KeyError, TypeError, ValueError) as err:  # JSONDecodeError is a ValueError
+        raise ValueError(f"{path} is not a readable training checkpoint ({type(err).__name__}: {err}); delete it "
+                         "to train from scratch, or restore it") from None
+
+
 def _shard(batch: Batch, rank: int, world: int) -> Batch:
     if world == 1:
         return batch
@@ -243,15 +259,42 @@ def train(cfg: TrainConfig, output: str | Path, *, resume: bool = False, device:
           progress: bool = True, model_dir: str | Path | None = None) -> RecurrentMemoryTransformer:
     """Run (or resume) a curriculum; saves the final model to `model_dir` (default: OUTPUT/model)."""
     output = Path(output)
-    if not resume and (output / CHECKPOINT).exists():
-        raise ValueError(f"{output} already holds a run; pass --resume to continue it or choose another --output")
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"--output {output} is a file; a run needs a folder (metrics.jsonl, checkpoint, model/)")
     trainer = Trainer(cfg, output, device=device, progress=progress)
-    if resume:
-        trainer.load_checkpoint()
-    elif (output / METRICS).exists() and trainer.rank == 0:
-        (output / METRICS).unlink()  # a stale log from a run that never checkpointed
-    model = trainer.run()
-    if trainer.rank == 0:
-        save_pretrained(model, model_dir or output / "model", tokenizer_path=Path(trainer.tokenizer.source),
-                        extra_files={METRICS: output / METRICS})
+    with _run_lock(output, trainer.rank):
+        if not resume and (output / CHECKPOINT).exists():
+            raise ValueError(f"{output} already holds a run; pass --resume to continue it or choose another --output")
+        if resume:
+            trainer.load_checkpoint()
+        elif (output / METRICS).exists() and trainer.rank == 0:
+            (output / METRICS).unlink()  # a stale log from a run that never checkpointed
+        model = trainer.run()
+        if trainer.rank == 0:
+            save_pretrained(model, model_dir or output / "model", tokenizer_path=Path(trainer.tokenizer.source),
+                            extra_files={METRICS: output / METRICS})
     return model
+
+
+LOCK = ".train.lock"
+
+
+@contextmanager
+def _run_lock(output: Path, rank: int) -> Iterator[None]:
+    """Hold an OS lock on the run folder, so that a second run into it fails at once instead of mixing its
+    log and weights with this one's. The kernel drops the lock when the process dies, even by SIGKILL;
+    the empty lock file stays. Under DDP only rank 0 writes, so only it locks."""
+    if rank:
+        yield
+        return
+    output.mkdir(parents=True, exist_ok=True)
+    with open(output / LOCK, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"another train run is using {output}; wait for it to finish, or choose another "
+                             "--output") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

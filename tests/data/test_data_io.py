@@ -29,12 +29,20 @@ def test_jsonl_roundtrip(prose_dir, tmp_path, tokenizer):
     assert [json.loads(line)["target"] for line in path.read_text().splitlines()] == [s.target for s in samples]
 
 
-@given(text=st.text(max_size=50), target=st.sampled_from(["kitchen", "office"]))
+@given(text=st.text(max_size=50).filter(str.strip), target=st.sampled_from(["kitchen", "office"]))
 @settings(deadline=None)
 def test_any_text_roundtrips(tmp_path_factory, text, target):
     path = tmp_path_factory.mktemp("rt") / "x.jsonl"
     sample = Sample(input=text, question="Where is Mary?", target=target)
     assert read_jsonl(write_jsonl([sample], path)) == [sample]
+
+
+@pytest.mark.parametrize("blank", ["", " \n\t"])
+def test_a_blank_field_is_refused_with_its_line(tmp_path, blank):
+    path = tmp_path / "x.jsonl"
+    write_jsonl([Sample("Mary went home.", "Where is Mary?", "office"), Sample(blank, "Where is Mary?", "office")], path)
+    with pytest.raises(ValueError, match=r"x\.jsonl:2: .*\['input'\] must be non-empty"):
+        read_jsonl(path)
 
 
 def test_babilong_layout_and_extras_ignored(tmp_path):

@@ -43,12 +43,19 @@ def test_token_bound_holds_for_the_worst_case(tokenizer):
 # --- read_jsonl against the whole-file reader it replaced -------------------------------------------------
 
 def _reference_read_jsonl(path) -> list[Sample]:
-    """The previous reader: the whole file parsed as one document first, then line by line."""
+    """The previous reader: the whole file parsed as one document first, then line by line (and, since,
+    an object that holds no list of samples is read as one sample, which names its missing field)."""
     text = path.read_text(encoding="utf-8")
     try:
         whole = json.loads(text)
     except json.JSONDecodeError:
         whole = None
+    if isinstance(whole, dict) and "input" not in whole and not any(isinstance(v, list) for v in whole.values()):
+        number = next(i for i, line in enumerate(text.split("\n"), start=1) if line.strip())
+        try:  # one sample lacking `input`, not a document of none: its missing field is named
+            return [Sample.from_dict(whole)]
+        except ValueError as err:
+            raise ValueError(f"{path}:{number}: not a BABILong sample: {err}") from None
     if isinstance(whole, list) or (isinstance(whole, dict) and "input" not in whole):
         rows = whole if isinstance(whole, list) else [r for v in whole.values() if isinstance(v, list) for r in v]
         samples = []
