@@ -270,3 +270,30 @@ def test_memory_noise_perturbs_training_only_and_follows_the_seed():
     assert 0.05 * rms < (a[:, 1] - clean[:, 1]).pow(2).mean().sqrt() < 0.2 * rms  # about 10% of the state's RMS
     with pytest.raises(ValueError, match="memory_noise"):
         RMTConfig(**TINY, memory_noise=1.5)
+
+
+def test_memory_change_weight_adds_the_relative_change_to_the_training_loss():
+    torch.manual_seed(0)
+    plain = tiny()
+    weighted = tiny(memory_change_weight=2.0)
+    weighted.load_state_dict(plain.state_dict())
+    ids = torch.randint(5, 60, (2, 4 * TINY["segment_size"]))
+    labels = torch.tensor([0, 1])
+    # Sample 0: an actor moves at segment 2, so only segment 3's change (from 2 to 3) is quiet.
+    # Sample 1: nobody moves, so every change after the first segment (1, 2, 3) is quiet.
+    aux = torch.full((2, 4, 4), 6)
+    aux[0, 2:, 0] = 1
+    for model in (plain, weighted):
+        model.train()
+    a = plain(ids, labels=labels, aux_labels=aux)
+    b = weighted(ids, labels=labels, aux_labels=aux, capture_memory=True)
+    assert a.memory_change is None and b.memory_change > 0
+    torch.testing.assert_close(b.loss, a.loss + 2.0 * b.memory_change)
+    m = b.memory_states  # (B, S + 1, M, D); [:, s + 1] is the state after segment s
+    rel = lambda i, s: ((m[i, s + 1] - m[i, s]).pow(2).sum() / m[i, s].pow(2).sum()).item()  # noqa: E731
+    expected = (rel(0, 3) + rel(1, 1) + rel(1, 2) + rel(1, 3)) / 4
+    assert b.memory_change.item() == pytest.approx(expected, rel=1e-5)
+    weighted.eval()
+    assert weighted(ids, labels=labels, aux_labels=aux).memory_change is None  # training only
+    with pytest.raises(ValueError, match="memory_change_weight"):
+        RMTConfig(**TINY, memory_change_weight=-1)

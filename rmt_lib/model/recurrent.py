@@ -21,6 +21,7 @@ class RMTOutput:
     answer_loss: torch.Tensor | None = None
     aux_loss: torch.Tensor | None = None
     aux_logits: torch.Tensor | None = None  # (B, num_aux_actors, num_answers + 1); the last class = "not seen"
+    memory_change: torch.Tensor | None = None  # mean squared relative change of the memory per segment (training)
     memory_states: torch.Tensor | None = None  # (B, n_segments + 1, M, D) float32 on CPU; [:, 0] is the initial memory
     attentions: dict[int, torch.Tensor] = field(default_factory=dict)  # segment -> (B, n_layers, H, P, P) on CPU
 
@@ -93,6 +94,8 @@ class RecurrentMemoryTransformer(nn.Module):
         stream = self.cell.stream()  # inference: a leaner backbone call, same numbers (None otherwise)
         segment_ends = []  # (B, D) per segment: the last token, for the auxiliary loss at every segment
         track = cfg.aux_every_segment and aux_labels is not None and self.aux_head is not None
+        changes = {}  # segment -> (B,) |m_s - m_{s-1}|^2 / |m_{s-1}|^2, with gradients, for memory_change_weight
+        penalise = self.training and cfg.memory_change_weight > 0 and aux_labels is not None and cfg.recurrent
         with self._eager_attention(bool(wanted)):
             for s in segments:
                 ids = input_ids[:, s * L:(s + 1) * L]  # (B, L)
@@ -100,6 +103,8 @@ class RecurrentMemoryTransformer(nn.Module):
                 with torch.no_grad() if s < cut else nullcontext():
                     out = self.cell(ids, memory, mask, output_attentions=s in wanted, stream=stream,
                                     memory_only=not track and s != last)
+                if penalise and s > cut:  # not from the initial memory, which is not a written state
+                    changes[s] = _relative_change(memory, out.memory)
                 memory = self._perturb(out.memory)
                 if track:
                     segment_ends.append(out.hidden[:, -1])
@@ -110,6 +115,9 @@ class RecurrentMemoryTransformer(nn.Module):
 
         ends = torch.stack(segment_ends, dim=1) if track else None  # (B, S, D)
         result = self._answer(out.hidden[:, -1], labels, aux_labels, ends)  # the question's last token
+        if changes and labels is not None:
+            result.memory_change = _quiet_change(changes, aux_labels)
+            result.loss = result.loss + cfg.memory_change_weight * result.memory_change
         result.memory_states = torch.stack(states, dim=1) if states else None  # (B, S + 1, M, D)
         result.attentions = attentions
         return result
@@ -167,6 +175,22 @@ class RecurrentMemoryTransformer(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def _quiet_change(changes: dict[int, torch.Tensor], aux_labels: torch.Tensor) -> torch.Tensor:
+    """Mean relative memory change over the quiet segments: those after which no actor's location changes,
+    nor after the next one (a fact cut by the boundary has its first part here). Zero when none is quiet."""
+    steps = sorted(changes)
+    moved = (aux_labels[:, 1:] != aux_labels[:, :-1]).any(dim=-1)  # (B, S - 1): the state changes at s + 1
+    moved = torch.cat([moved, moved.new_zeros(len(moved), 1)], dim=1)  # (B, S): nothing after the last
+    quiet = ~(moved[:, [s - 1 for s in steps]] | moved[:, steps])  # (B, K): no change at s, nor at s + 1
+    values = torch.stack([changes[s] for s in steps], dim=1)  # (B, K)
+    return (values * quiet).sum() / quiet.sum().clamp_min(1)
+
+
+def _relative_change(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+    """(B,) squared distance between two memory states (B, M, D), over the first one's squared norm."""
+    return (after - before).pow(2).sum(dim=(1, 2)) / before.pow(2).sum(dim=(1, 2)).clamp_min(1e-12)
 
 
 def _normalise_segments(segments: Sequence[int] | None, n_segments: int) -> set[int]:
