@@ -17,7 +17,8 @@ def _command(name: str, help: str):
     """Register `add_arguments` under `name`; the runner is looked up as `_run_<name>`."""
 
     def register(add_arguments):
-        _COMMANDS[name] = (help, add_arguments, lambda args: globals()[f"_run_{name}"](args))
+        runner = f"_run_{name.replace('-', '_')}"
+        _COMMANDS[name] = (help, add_arguments, lambda args: globals()[runner](args))
         return add_arguments
 
     return register
@@ -295,4 +296,40 @@ def _run_figures(args: argparse.Namespace) -> int:
         write_json(tmp / "figure8.json", inputs.describe(), indent=2)
     for name in [*names, "figure8.json"]:
         print(out / name)
+    return 0
+
+
+# --- import-rmt (owned by the model module) -----------------------------------------------------------------
+
+@_command("import-rmt", help="Turn a checkpoint of the paper's RMT code (MemoryCell + RecurrentWrapper over GPT-2) "
+                             "into a model folder that evaluate, probe, figures and the book read.")
+def _add_import_rmt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--state-dict", required=True, metavar="FILE", help="the reference state dict: .bin (read with "
+                   "torch.load(weights_only=True), which refuses code) or .safetensors")
+    p.add_argument("--backbone-config", required=True, metavar="DIR", help="a transformers GPT-2 config folder "
+                   "(config.json), e.g. the gpt2 folder of a local Hugging Face cache")
+    p.add_argument("--tokenizer", required=True, metavar="DIR", help="a folder with tokenizer.json, or vocab.json "
+                   "+ merges.txt")
+    p.add_argument("--num-memory-tokens", type=_positive_int, required=True, metavar="M", help="the paper: 16")
+    p.add_argument("--segment-size", type=_positive_int, required=True, metavar="L", help="the paper: 512")
+    p.add_argument("--output", required=True, metavar="DIR", help="the model folder to write")
+
+
+def _run_import_rmt(args: argparse.Namespace) -> int:
+    from rmt_lib.jsonio import check_output_path
+    from rmt_lib.model.imported import import_reference_rmt
+
+    from pathlib import Path
+
+    out = Path(args.output)
+    if not args.output or (out.exists() and not out.is_dir()):
+        raise CLIError(f"--output {args.output!r} must name a folder to write the model into")
+    if out.is_dir() and any(out.iterdir()) and not (out / "checksums.json").is_file():
+        raise CLIError(f"--output {out} holds files that are not a model folder; it would be replaced, so "
+                       "give a new or empty folder")
+    check_output_path(out / "_")  # a parent that is a file, before the work
+    folder = import_reference_rmt(args.state_dict, args.backbone_config, args.tokenizer,
+                                  num_memory_tokens=args.num_memory_tokens, segment_size=args.segment_size,
+                                  output=args.output)
+    print(f"wrote {folder}: evaluate, probe and figures take it with --checkpoint {folder}")
     return 0

@@ -4,6 +4,7 @@
     python scripts/run_book.py --budget ci --output .cache/book-ci   # what `make test` runs
     python scripts/run_book.py --budget full --output book           # `make book`: in place
     python scripts/run_book.py --output book --chapter intro --no-build   # re-run one chapter
+    python scripts/run_book.py --output .cache/book-paper --checkpoint models/paper-qa1   # another model
 
 - `--output` other than the source folder: the book's sources are copied there first (the folder is
   replaced, but only if run_book.py made it), so the committed chapters stay untouched.
@@ -68,8 +69,14 @@ class RunConfig:
     chapters: tuple[str, ...] = ()  # run only these (names as in _toc.yml); empty = all
     build: bool = True
     cell_timeout: int | None = None  # seconds per cell; None = no limit
+    checkpoint: Path | None = None  # a model folder for the chapters that take `checkpoint`; None = the shipped one
 
     def __post_init__(self) -> None:
+        if self.checkpoint is not None:
+            if not (Path(self.checkpoint) / "checksums.json").is_file():
+                raise BookError(f"--checkpoint {self.checkpoint} is not a model folder (no checksums.json); "
+                                "write one with `python -m rmt_lib import-rmt` or `train`")
+            object.__setattr__(self, "checkpoint", Path(self.checkpoint).resolve())
         if self.budget not in BUDGETS:
             raise BookError(f"--budget must be one of {BUDGETS}, got {self.budget!r}")
         if self.cell_timeout is not None and self.cell_timeout <= 0:
@@ -135,6 +142,12 @@ def chapter_notebooks(book_dir: Path) -> list[Path]:
 
 def has_parameters_cell(notebook: nbformat.NotebookNode) -> bool:
     return any("parameters" in cell.get("metadata", {}).get("tags", []) for cell in notebook.cells)
+
+
+def takes_checkpoint(notebook: nbformat.NotebookNode) -> bool:
+    """A chapter whose parameters cell defines `checkpoint` (the model folder it probes)."""
+    return any("parameters" in cell.get("metadata", {}).get("tags", []) and "checkpoint =" in cell.source
+               for cell in notebook.cells)
 
 
 # ----------------------------------------------------------------------------------------- sources
@@ -209,6 +222,8 @@ def execute_chapter(notebook_path: Path, config: RunConfig) -> ChapterTiming:
 
     nb = nbformat.read(notebook_path, as_version=4)
     parameters = {"budget": config.budget} if has_parameters_cell(nb) else {}
+    if config.checkpoint is not None and takes_checkpoint(nb):
+        parameters["checkpoint"] = str(config.checkpoint)
     rel = config.chapter_name(notebook_path)
     # Executed into a scratch folder (not under book/, where nbval would collect it), then moved.
     scratch = Path(tempfile.mkdtemp(prefix="run_book-"))
@@ -374,9 +389,11 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
                    help="run only this chapter (name from _toc.yml, e.g. intro); repeatable")
     p.add_argument("--no-build", dest="build", action="store_false", help="execute only; skip jupyter-book build")
     p.add_argument("--cell-timeout", type=int, default=None, help="seconds one cell may run (default: no limit)")
+    p.add_argument("--checkpoint", type=Path, default=None, help="a model folder (e.g. from `python -m rmt_lib "
+                   "import-rmt`), injected as `checkpoint` into the chapters that take one (default: the shipped model)")
     args = p.parse_args(argv)
-    return RunConfig(budget=args.budget, output=args.output, source=args.source,
-                     chapters=tuple(args.chapter), build=args.build, cell_timeout=args.cell_timeout)
+    return RunConfig(budget=args.budget, output=args.output, source=args.source, chapters=tuple(args.chapter),
+                     build=args.build, cell_timeout=args.cell_timeout, checkpoint=args.checkpoint)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -306,3 +306,17 @@ def test_an_evaluate_row_is_its_median_run_with_every_run_kept(monkeypatch):
     assert (rows["long"]["wall_s"], rows["long"]["peak_rss_mb_runs"]) == (8.0, [109.0, 107.0, 108.0])
     with pytest.raises(ValueError, match="eval_repeats"):
         CostConfig(eval_repeats=0)
+
+
+def test_the_paper_model_benchmark_measures_and_refuses_bad_options(tmp_path):
+    script = paths.REPO_ROOT / "benchmarks" / "paper_model.py"
+    out = tmp_path / "pm.json"
+    done = subprocess.run([sys.executable, str(script), "--quick", "--segments", "3", "--repeats", "1",
+                           "--output", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert result["n_segments"] == 3 and result["quick"] and len(result["seconds"]) == 1
+    assert result["median_seconds"] > 0 and result["model"]["segment_size"] == 512
+    done = subprocess.run([sys.executable, str(script), "--segments", "0", "--output", str(tmp_path / "x.json")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.startswith("error:") and not (tmp_path / "x.json").exists()

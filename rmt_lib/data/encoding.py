@@ -16,7 +16,8 @@ from rmt_lib.data.tokenizer import Tokenizer, default_tokenizer
 
 @dataclass(frozen=True)
 class EncodedSample:
-    """A sample as the model sees it: T = n_segments * segment_size token ids, left-padded."""
+    """A sample as the model sees it: T = n_segments * segment_size token ids, left-padded (alignment
+    "right"), or its T tokens unpadded in ceil(T / segment_size) segments (alignment "left")."""
 
     input_ids: np.ndarray  # (T,) int64
     attention_mask: np.ndarray  # (T,) bool, False on padding
@@ -29,9 +30,13 @@ class EncodedSample:
 
 
 
-def encode_sample(sample: Sample, tokenizer: Tokenizer | None = None, segment_size: int = 32) -> EncodedSample:
+def encode_sample(sample: Sample, tokenizer: Tokenizer | None = None, segment_size: int = 32,
+                  alignment: str = "right") -> EncodedSample:
     """Tokens of `input` then of " " + question, left-padded to whole segments; facts located by the sample's
-    fact_char_spans, or by the bAbI grammar (find_facts) when it carries none."""
+    fact_char_spans, or by the bAbI grammar (find_facts) when it carries none. `alignment="left"` (the
+    reference RMT's cut, `RMTConfig.segment_alignment`) pads nothing: the last segment may be shorter."""
+    if alignment not in ("right", "left"):
+        raise ValueError(f"alignment must be 'right' or 'left', got {alignment!r}")
     tokenizer = tokenizer if tokenizer is not None else default_tokenizer()
     if not isinstance(segment_size, int) or segment_size < 1:
         raise ValueError(f"segment_size must be a positive int, got {segment_size!r}")
@@ -50,7 +55,7 @@ def encode_sample(sample: Sample, tokenizer: Tokenizer | None = None, segment_si
     q_ids = np.asarray(tokenizer.encode(" " + sample.question), dtype=np.int64)
     n, total = len(input_ids), len(input_ids) + len(q_ids)
     n_segments = max(1, math.ceil(total / segment_size))
-    pad = n_segments * segment_size - total
+    pad = n_segments * segment_size - total if alignment == "right" else 0
 
     # Segment k holds input tokens [k*S - pad, (k+1)*S - pad); its text starts where its first token does.
     first = np.clip(np.arange(n_segments + 1) * segment_size - pad, 0, n)  # (n_segments + 1,)
@@ -69,10 +74,10 @@ def encode_sample(sample: Sample, tokenizer: Tokenizer | None = None, segment_si
         fact_token_spans.append((pad + t0, pad + t1))
     del char_starts  # spans first, then the (T,) arrays: a long input's starts are gone before its ids are widened
 
-    ids = np.full(n_segments * segment_size, tokenizer.pad_id, dtype=np.int64)  # (T,)
+    ids = np.full(pad + total, tokenizer.pad_id, dtype=np.int64)  # (T,)
     ids[pad : pad + n] = input_ids
     ids[pad + n :] = q_ids
-    mask = np.zeros(n_segments * segment_size, dtype=bool)  # (T,)
+    mask = np.zeros(pad + total, dtype=bool)  # (T,)
     mask[pad:] = True
     return EncodedSample(
         input_ids=ids,
@@ -86,14 +91,15 @@ def encode_sample(sample: Sample, tokenizer: Tokenizer | None = None, segment_si
     )
 
 
-def encode_qa1(samples: Sequence[Sample], tokenizer: Tokenizer, segment_size: int) -> list[EncodedSample]:
+def encode_qa1(samples: Sequence[Sample], tokenizer: Tokenizer, segment_size: int,
+               alignment: str = "right") -> list[EncodedSample]:
     """`encode_sample` of every sample, first refusing (ValueError naming it) one that a QA1 model cannot
     answer: a question other than 'Where is <actor>?', or an answer that is not one of the locations."""
     encoded = []
     for i, s in enumerate(samples):
         try:
             parse_question(s.question)
-            encoded.append(encode_sample(s, tokenizer, segment_size))
+            encoded.append(encode_sample(s, tokenizer, segment_size, alignment))
         except ValueError as err:
             raise ValueError(f"sample {i + 1} cannot be answered by a QA1 model: {err}") from err
     return encoded

@@ -38,8 +38,9 @@ class Tokenizer:
         # User prose that happens to contain "<pad>" is text, not padding: special tokens only come from ids.
         self.hf.encode_special_tokens = True
         self.source = source
-        self.pad_id = self._special_id(PAD_TOKEN)
         self.eos_id = self._special_id(EOS_TOKEN)
+        # GPT-2's vocabulary (an imported model's) has no pad token; it pads with end-of-text, as GPT-2 does.
+        self.pad_id = self.eos_id if hf_tokenizer.token_to_id(PAD_TOKEN) is None else self._special_id(PAD_TOKEN)
         self.vocab_size = hf_tokenizer.get_vocab_size(with_added_tokens=True)
         # Identifies the vocabulary and merges: caches of tokenized text are keyed by it.
         self.fingerprint = hashlib.sha256(hf_tokenizer.to_str().encode()).hexdigest()[:16]

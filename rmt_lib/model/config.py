@@ -9,6 +9,7 @@ from transformers import AutoConfig, PretrainedConfig
 
 BackboneName = Literal["gpt2", "llama", "bloom"]
 AnswerHead = Literal["classifier", "lm"]
+SegmentAlignment = Literal["right", "left"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,10 @@ class RMTConfig:
     num_memory_tokens: int = 8  # the paper: 16
     recurrent: bool = True  # False: the no-memory baseline, which reads only the last segment
     bptt_depth: int | None = None  # backpropagate through the last K segments; None = all of them
+    # "right": the input is left-padded to whole segments, so the question ends the last one (ours).
+    # "left": segments are cut from the input's start and the last one may be shorter, as the reference
+    # RMT code cuts them (`RecurrentWrapper.split_tensor`); models imported from it (`import-rmt`) use it.
+    segment_alignment: SegmentAlignment = "right"
     # Training only: Gaussian noise added to every memory state, with this standard deviation relative to
     # the state's own RMS, so that the memory must pull itself back to the states that encode the facts
     # instead of drifting through distractor text. 0 turns it off. Measured at a fixed budget (the default
@@ -76,6 +81,8 @@ class RMTConfig:
             raise ValueError(f"RMTConfig.bptt_depth must be None (full BPTT) or an int >= 1, got {self.bptt_depth!r}")
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        if self.segment_alignment not in ("right", "left"):
+            raise ValueError(f"segment_alignment must be 'right' or 'left', got {self.segment_alignment!r}")
         if self.backbone not in ("gpt2", "llama", "bloom"):
             raise ValueError(f"unknown backbone {self.backbone!r}; choose gpt2, llama or bloom "
                              "(or pass any transformers causal LM to RecurrentMemoryTransformer(backbone=...))")

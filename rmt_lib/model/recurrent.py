@@ -73,10 +73,17 @@ class RecurrentMemoryTransformer(nn.Module):
     ) -> RMTOutput:
         cfg, L = self.config, self.config.segment_size
         B, T = input_ids.shape
-        if T == 0 or T % L:
+        if cfg.segment_alignment == "left":  # the reference's cut: from the start, the last segment shorter
+            if T == 0:
+                raise ValueError("the input is empty")
+            if attention_mask is not None and not bool(attention_mask.all()):
+                raise ValueError("segment_alignment='left' takes unpadded inputs: padding would move the "
+                                 "segment boundaries; batch samples of one token length")
+            attention_mask = None
+        elif T == 0 or T % L:
             raise ValueError(f"input length {T} is not a positive multiple of segment_size {L}; left-pad it "
                              "(rmt_lib.data.encode_sample does)")
-        n_segments = T // L
+        n_segments = -(-T // L)  # ceil
         if aux_labels is not None and aux_labels.shape[:2] != (B, n_segments):
             raise ValueError(f"aux_labels has shape {tuple(aux_labels.shape)}; expected ({B}, {n_segments}, actors)")
         wanted = _normalise_segments(capture_attention, n_segments)

@@ -23,6 +23,10 @@ class AttentionLayout:
         if self.num_memory_tokens < 1 or self.segment_size < 1:
             raise ValueError("AttentionLayout needs num_memory_tokens >= 1 and segment_size >= 1")
 
+    def sized(self, n_tokens: int) -> "AttentionLayout":
+        """The layout of a segment of `n_tokens` tokens (a left-aligned input's last segment is shorter)."""
+        return self if n_tokens == self.segment_size else AttentionLayout(self.num_memory_tokens, n_tokens)
+
     @property
     def size(self) -> int:  # P = 2M + L
         return 2 * self.num_memory_tokens + self.segment_size

@@ -31,13 +31,17 @@ class SampleCapture:
         if not 0 <= fact < len(spans):
             raise ValueError(f"fact {fact} does not exist; the sample has {len(spans)} facts")
         s = segments[fact]
-        return s, fact_mask(spans[fact], s, self.layout.segment_size)
+        return s, fact_mask(spans[fact], s, self.layout.segment_size)[:len(self.segment_tokens(s))]
+
+    def layout_of(self, segment: int) -> AttentionLayout:
+        return self.layout.sized(len(self.segment_tokens(segment)))
 
     def write_map(self, fact: int = 0, layer: int | None = None, head: int | None = None):
         """Panel (c): (weights (M, L), token strings (L,), fact mask (L,)) in the fact's segment, for
         one (layer, head) or averaged where layer/head is None."""
         s, mask = self.fact_mask(fact)
-        w = attention_map(self.attentions[s], self.layout.write, self.layout.segment, layer, head)
+        here = self.layout_of(s)
+        w = attention_map(self.attentions[s], here.write, here.segment, layer, head)
         return w, self.segment_tokens(s), mask
 
     def read_map(self, layer: int | None = None, head: int | None = None):
@@ -56,7 +60,7 @@ def capture_sample(model, tokenizer, sample) -> SampleCapture:
     """Probe one sample and keep its fact and question segments' attention maps."""
     cfg = model.config
     layout = AttentionLayout(cfg.num_memory_tokens, cfg.segment_size)
-    enc = encode_sample(sample, tokenizer, cfg.segment_size)
+    enc = encode_sample(sample, tokenizer, cfg.segment_size, cfg.segment_alignment)
     out, trace = run_with_cache(model, enc.input_ids[None], enc.attention_mask[None],
                                 attention_segments=sorted(needed_segments(enc, "facts_and_question")))
     one = trace.sample(0)

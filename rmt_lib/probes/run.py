@@ -64,7 +64,7 @@ def probe_samples(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     layout = AttentionLayout(cfg.num_memory_tokens, cfg.segment_size)
-    encoded = encode_qa1(samples, tokenizer, cfg.segment_size)  # refuses a question QA1 cannot answer
+    encoded = encode_qa1(samples, tokenizer, cfg.segment_size, cfg.segment_alignment)  # refuses a question QA1 cannot answer
     map_bytes = 4 * cfg.num_layers * cfg.num_heads * layout.size**2  # one sample's map of one segment
     results: list[dict | None] = [None] * len(samples)
 
@@ -174,20 +174,21 @@ def probe_one(sample, enc, memory_states: np.ndarray, attentions: dict[int, np.n
     for k, ((t0, t1), s) in enumerate(zip(enc.fact_token_spans, enc.fact_segments)):
         if s not in attentions:
             continue
-        valid = enc.attention_mask[s * L:(s + 1) * L]  # (L,)
-        fact = fact_mask((t0, t1), s, L)  # (L,) the fact's tokens inside its segment (a cut fact: its tail)
+        valid = enc.attention_mask[s * L:(s + 1) * L]  # (L,), or fewer: a left-aligned input's last segment
+        fact = fact_mask((t0, t1), s, L)[:len(valid)]  # the fact's tokens inside its segment (a cut fact: its tail)
         if not (fact & valid).any():
             continue
         entry["write_attention"].append({
             "fact": k, "segment": s, "token_share": token_share(fact, valid),
-            "share": write_attention_share(attentions[s], layout, fact, valid)})
+            "share": write_attention_share(attentions[s], layout.sized(len(valid)), fact, valid)})
     last = enc.n_segments - 1
     if last in attentions:
         queries = [t - last * L for t in range(q0, q1) if t >= last * L]  # question tokens; the last one is
         valid = enc.attention_mask[last * L:]  # where the model reads its answer
+        here = layout.sized(len(valid))
         entry["read_attention"] = {
             "segment": last, "query_positions": queries,
-            "memory_baseline": read_memory_baseline(layout, queries, valid),
-            "memory_share": read_attention_share(attentions[last], layout, queries, valid)}
+            "memory_baseline": read_memory_baseline(here, queries, valid),
+            "memory_share": read_attention_share(attentions[last], here, queries, valid)}
     return entry
 
