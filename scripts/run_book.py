@@ -103,6 +103,19 @@ class ChapterTiming:
     seconds: float
     status: Literal["ok", "failed"]
     parameters: dict[str, Any]
+    finished: str = ""  # local date and time the execution ended, ISO 8601 ("" in records before it was kept)
+    machine: str = ""  # where it ran: `machine_description()`
+
+
+def machine_description() -> str:
+    """The machine a chapter ran on, in one line: OS, CPU architecture and count, Python, torch device."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{platform.system()} {platform.machine()}, {cpus} CPUs, Python {platform.python_version()}"
+
+
+def _finished(chapter: str, seconds: float, status: str, parameters: dict[str, Any]) -> ChapterTiming:
+    return ChapterTiming(chapter=chapter, seconds=round(seconds, 2), status=status, parameters=parameters,
+                         finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), machine=machine_description())
 
 
 # ---------------------------------------------------------------------------------------------- toc
@@ -197,11 +210,15 @@ def _timings_payload(config: RunConfig, timings: list[ChapterTiming], build_seco
 
 
 def strip_volatile_metadata(path: Path) -> None:
-    """Drop per-run timestamps and absolute paths that papermill/nbclient stamp into a notebook."""
+    """Drop per-run timestamps and absolute paths that papermill/nbclient stamp into a notebook, and tag
+    papermill's injected-parameters cell `remove-cell`, so the rendered page does not show it."""
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         for key in VOLATILE_CELL_METADATA:
             cell.metadata.pop(key, None)
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:  # papermill's copy: plumbing, not shown
+            cell.metadata["tags"] = [*tags, "remove-cell"]
     pm = nb.metadata.get("papermill")
     if pm is not None:
         nb.metadata["papermill"] = {k: pm[k] for k in KEPT_NOTEBOOK_PAPERMILL if k in pm}
@@ -249,7 +266,7 @@ def execute_chapter(notebook_path: Path, config: RunConfig) -> ChapterTiming:
     shutil.move(partial, tmp_target)  # across filesystems if need be, then an atomic swap
     os.replace(tmp_target, notebook_path)
     shutil.rmtree(scratch, ignore_errors=True)
-    return ChapterTiming(chapter=rel, seconds=round(seconds, 2), status="ok", parameters=parameters)
+    return _finished(rel, seconds, "ok", parameters)
 
 
 @dataclass
@@ -267,6 +284,49 @@ class Timings:
     def write(self, build_seconds: float | None = None) -> None:
         ordered = [self.by_chapter[c] for c in self.order if c in self.by_chapter]
         _write_json(self.config.timings_path, _timings_payload(self.config, ordered, build_seconds))
+        write_text(self.config.output / STATUS_PAGE, status_page(self.config.budget, self.order, self.by_chapter))
+
+
+STATUS_PAGE = "status.md"  # listed in _toc.yml; rewritten with the execution records on every change
+
+
+def status_page(budget: str, order: list[str], by_chapter: dict[str, ChapterTiming]) -> str:
+    """The book's execution status page (markdown): per chapter, in reading order, its budget, execution
+    time and date, pass or fail, and the machine, from the records of the runs that executed it."""
+    rows = []
+    for name in order:
+        t = by_chapter.get(name)
+        link = f"{{doc}}`{Path(name).stem}`"
+        if t is None:
+            rows.append(f"| {link} | | | | not run | |")
+            continue
+        used = t.parameters.get("budget", "none (no parameters cell)")
+        rows.append(f"| {link} | {used} | {t.seconds:.1f} | {t.finished[:19].replace('T', ' ') or 'unknown'} | "
+                    f"{'passed' if t.status == 'ok' else 'FAILED'} | {t.machine or 'unknown'} |")
+    done = [by_chapter[n] for n in order if n in by_chapter]
+    passed = sum(t.status == "ok" for t in done)
+    return "\n".join([
+        "# Execution status",
+        "",
+        "Every chapter of this book is a notebook, executed top to bottom by `scripts/run_book.py` (papermill)",
+        "before the HTML is built; this page is written from that script's execution records. A chapter",
+        "re-run alone (`--chapter`) keeps the other chapters' records from the last run at the same budget.",
+        "",
+        f"{passed} of {len(order)} chapters passed, in {sum(t.seconds for t in done):.0f} s of execution; run budget "
+        f"`{budget}`.",
+        "",
+        "| chapter | budget | seconds | finished | result | machine |",
+        "| --- | --- | ---: | --- | --- | --- |",
+        *rows,
+        "",
+    ])
+
+
+def write_text(path: Path, text: str) -> None:
+    """`text` into `path` through a temporary file beside it and a rename."""
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8") as f:
+        f.write(text)
+    os.replace(f.name, path)
 
 
 def earlier_timings(config: RunConfig) -> dict[str, ChapterTiming]:
@@ -284,7 +344,7 @@ def earlier_timings(config: RunConfig) -> dict[str, ChapterTiming]:
 
 class ChapterFailed(Exception):
     def __init__(self, chapter: str, seconds: float, parameters: dict[str, Any], cause: Exception, kept: Path | None):
-        self.timing = ChapterTiming(chapter=chapter, seconds=round(seconds, 2), status="failed", parameters=parameters)
+        self.timing = _finished(chapter, seconds, "failed", parameters)
         self.cause, self.kept = cause, kept
         where = f"; the partly executed notebook is {kept}" if kept else ""
         super().__init__(f"chapter {chapter} failed after {seconds:.1f} s{where}\n{cause}")

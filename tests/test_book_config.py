@@ -86,7 +86,7 @@ def test_bibliography_extension_is_kept_with_the_replaced_extension_list():
 
 def test_toc_lists_existing_chapters_in_order_starting_with_the_introduction():
     docs = run_book.toc_documents(BOOK_DIR / "_toc.yml")
-    assert docs[0] == "intro" and docs[-1] == "reproducibility"
+    assert docs[0] == "intro" and docs[-2:] == ["reproducibility", "status"]  # status: written by run_book.py
     assert len(docs) == len(set(docs)), "a chapter is listed twice"
     assert [p.stem for p in CHAPTERS] == [d for d in docs if (BOOK_DIR / f"{d}.ipynb").is_file()]
 
@@ -157,6 +157,29 @@ def test_at_most_one_parameters_cell_and_it_defines_budget(chapter):
     assert len(cells) <= 1
     if cells:
         assert re.search(r"^budget\s*=\s*['\"]ci['\"]", cells[0].source, re.M), "the parameters cell sets budget = \"ci\""
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_no_plumbing_in_view(chapter):
+    """The rendered page shows no parameters cell (nor papermill's copy) and folds the setup cell's code."""
+    cells = _code_cells(chapter)
+    for c in cells:
+        tags = c.metadata.get("tags", [])
+        if "parameters" in tags or "injected-parameters" in tags:
+            assert "remove-cell" in tags, f"{chapter.name}: tag the parameters cell remove-cell (papermill still finds it)"
+    assert {"hide-input", "remove-input", "remove-cell"} & set(cells[0].metadata.get("tags", [])), (
+        f"{chapter.name}: fold the setup cell (hide-input)")
+
+
+def test_the_status_page_lists_every_chapter_with_its_record():
+    done = run_book.ChapterTiming("a.ipynb", 12.34, "ok", {"budget": "ci"}, "2026-12-02T03:00:00+0000", "Linux x")
+    failed = run_book.ChapterTiming("b.ipynb", 1.0, "failed", {}, "2026-12-02T03:01:00+0000", "Linux x")
+    page = run_book.status_page("ci", ["a.ipynb", "b.ipynb", "c.ipynb"], {"a.ipynb": done, "b.ipynb": failed})
+    assert page.startswith("# Execution status")
+    assert "| {doc}`a` | ci | 12.3 | 2026-12-02 03:00:00 | passed | Linux x |" in page
+    assert "| {doc}`b` | none (no parameters cell) | 1.0 | 2026-12-02 03:01:00 | FAILED | Linux x |" in page
+    assert "| {doc}`c` | | | | not run | |" in page and "1 of 3 chapters passed" in page
+    assert (BOOK_DIR / run_book.STATUS_PAGE).is_file(), "the committed book carries its status page"
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)

@@ -77,14 +77,15 @@ def test_from_probe_reads_a_probe_sample():
 def test_live_scrubber_redraws_when_the_slider_moves():
     attention = {1: SegmentAttention(np.random.default_rng(1).random((2, 4)), ("a", "b", "c", "d"), [0, 1, 1, 0])}
     box = live_scrubber(_data(attention=attention))
-    assert repr(box) == "SegmentScrubber(n_segments=5, segment=0)"
+    assert repr(box) == "SegmentScrubber(n_segments=5, segment=1)"  # it opens on the first fact segment
+    assert "rmt-fact" in box.text.value and "fact segment" in box.caption.value
     first_text, first_image = box.text.value, box.image.value
     assert first_image[:4] == b"\x89PNG"
-    box.slider.value = 1
-    assert box.text.value != first_text and "rmt-fact" in box.text.value
+    box.slider.value = 0
+    assert box.text.value != first_text and "rmt-fact" not in box.text.value
     assert box.image.value != first_image
-    assert "fact segment" in box.caption.value
-    assert repr(box) == "SegmentScrubber(n_segments=5, segment=1)"
+    assert repr(box) == "SegmentScrubber(n_segments=5, segment=0)"
+    assert repr(live_scrubber(_data(fact_segments=()))) == "SegmentScrubber(n_segments=5, segment=0)"
     with pytest.raises(ValueError):
         live_scrubber(_data(), segment=5)
 
@@ -95,9 +96,10 @@ def test_static_scrubber_carries_every_frame_and_is_deterministic():
     assert page == static_scrubber_html(data)  # same data, same bytes (content-hash id, no PNG metadata)
     frames = re.findall(r'<div class="rmt-scrubber-frame" data-segment="(\d+)"( hidden)?>', page)
     assert [int(s) for s, _ in frames] == [0, 1, 2, 3, 4]
-    assert [h for _, h in frames] == ["", " hidden", " hidden", " hidden", " hidden"]
+    assert [h for _, h in frames] == [" hidden", "", " hidden", " hidden", " hidden"]  # opens on fact segment 1
     assert page.count("data:image/png;base64,") == 5
-    assert 'class="rmt-scrubber-slider" min="0" max="4"' in page
+    assert 'class="rmt-scrubber-slider" min="0" max="4" value="1"' in page
+    assert 'value="0"' in static_scrubber_html(data, segments=[0, 2])  # no fact frame carried: the first
     assert "http" not in page.lower()  # nothing fetched: works offline
     html_obj = static_scrubber(data, segments=[1, 3])
     assert html_obj.data.count('class="rmt-scrubber-frame"') == 2
@@ -124,11 +126,13 @@ def test_static_scrubber_moves_in_a_headless_browser(tmp_path):
 <script>
   var root = document.querySelector(".rmt-scrubber");
   var slider = root.querySelector(".rmt-scrubber-slider");
+  var opening = Array.from(root.querySelectorAll(".rmt-scrubber-frame")).filter(f => !f.hasAttribute("hidden"));
   slider.value = 3;
   slider.dispatchEvent(new Event("input"));
   root.querySelector(".rmt-scrubber-next").click();
   var shown = Array.from(root.querySelectorAll(".rmt-scrubber-frame")).filter(f => !f.hasAttribute("hidden"));
-  document.body.setAttribute("data-result", shown.map(f => f.dataset.segment).join(",") + "|" +
+  document.body.setAttribute("data-result", opening.map(f => f.dataset.segment).join(",") + "|" +
+                             shown.map(f => f.dataset.segment).join(",") + "|" +
                              root.querySelector(".rmt-scrubber-label").textContent);
 </script>"""
     path = tmp_path / "scrubber.html"
@@ -139,7 +143,8 @@ def test_static_scrubber_moves_in_a_headless_browser(tmp_path):
         capture_output=True, text=True, timeout=120)
     found = re.search(r'data-result="([^"]*)"', result.stdout)
     assert found, result.stderr[-2000:]
-    assert found.group(1) == "4|segment 4 of 5"  # slider to frame 3, then "next": frame 4 alone is shown
+    # It opens on the first fact segment (1) alone; slider to frame 3, then "next": frame 4 alone is shown.
+    assert found.group(1) == "1|4|segment 4 of 5"
 
 
 def test_from_capture_builds_frames_with_the_fact_segments_attention(tmp_path):
@@ -162,3 +167,16 @@ def test_from_capture_builds_frames_with_the_fact_segments_attention(tmp_path):
     assert "Where is Mary?" in segment_html(data, data.n_segments - 1)
     page = static_scrubber_html(data)
     assert page.count('class="rmt-scrubber-frame"') == data.n_segments
+
+
+def test_no_frame_text_is_smaller_than_8_points():
+    from matplotlib.text import Text
+
+    from rmt_lib.display.scrubbers import frame_renderer
+
+    attention = {1: SegmentAttention(np.random.default_rng(1).random((2, 4)), ("a", "b", "c", "d"), [0, 1, 1, 0])}
+    frames = frame_renderer(_data(attention=attention))
+    for segment in (0, 1):
+        fig = frames.draw(segment)
+        sizes = {t.get_text(): t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text()}
+        assert sizes and min(sizes.values()) >= 8, {k: v for k, v in sizes.items() if v < 8}

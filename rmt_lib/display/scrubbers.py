@@ -35,6 +35,7 @@ from rmt_lib.display.html import FACT_HIGHLIGHT, highlight_facts
 from rmt_lib.plots import SegmentFrames
 
 __all__ = ["FACT_HIGHLIGHT", "ScrubberData", "SegmentAttention", "SegmentScrubber", "default_frames", "frame_png",
+           "opening_segment",
            "frame_renderer", "live_scrubber", "segment_caption", "segment_html", "static_scrubber",
            "static_scrubber_html"]
 
@@ -202,11 +203,19 @@ class SegmentScrubber(widgets.VBox):
         return f"SegmentScrubber(n_segments={self.slider.max + 1}, segment={self.slider.value})"
 
 
-def live_scrubber(data: ScrubberData, *, segment: int = 0, dpi: int = 70) -> SegmentScrubber:
+def opening_segment(data: ScrubberData) -> int:
+    """Where a scrubber opens: the first fact segment, whose panels have something to show (segment 0 of
+    a sample usually holds only prose), else segment 0."""
+    return min(data.fact_segments, default=0)
+
+
+def live_scrubber(data: ScrubberData, *, segment: int | None = None, dpi: int = 70) -> SegmentScrubber:
     """An ipywidgets box: a slider over segments, the caption, the segment's text and its frame plots.
+    It opens on `segment` (default: `opening_segment`, the first fact segment).
 
     Needs a kernel to redraw. Its text repr is short and deterministic (nbval compares it).
     """
+    segment = opening_segment(data) if segment is None else segment
     if not 0 <= segment < data.n_segments:
         raise ValueError(f"segment {segment} is outside 0..{data.n_segments - 1}")
     slider = widgets.IntSlider(value=segment, min=0, max=data.n_segments - 1, step=1, description="segment",
@@ -270,11 +279,13 @@ def static_scrubber_html(data: ScrubberData, *, segments: Sequence[int] | None =
     for s in chosen:
         if not 0 <= s < data.n_segments:
             raise ValueError(f"segment {s} is outside 0..{data.n_segments - 1}")
+    # The frame shown first: the first fact segment's where it is carried (`opening_segment`), else the first.
+    first = chosen.index(opening_segment(data)) if opening_segment(data) in chosen else 0
     renderer = frame_renderer(data)
     frames = []
     for i, s in enumerate(chosen):
         png = base64.b64encode(frame_png(renderer, s, dpi=dpi)).decode("ascii")
-        hidden = "" if i == 0 else " hidden"
+        hidden = "" if i == first else " hidden"
         frames.append(
             f'<div class="rmt-scrubber-frame" data-segment="{s}"{hidden}>'
             f'<p class="rmt-scrubber-caption"><b>{html.escape(segment_caption(data, s))}</b></p>'
@@ -285,10 +296,10 @@ def static_scrubber_html(data: ScrubberData, *, segments: Sequence[int] | None =
     controls = (
         '<div class="rmt-scrubber-controls" style="display:flex;gap:8px;align-items:center">'
         '<button type="button" class="rmt-scrubber-prev">&#9664;</button>'
-        f'<input type="range" class="rmt-scrubber-slider" min="0" max="{len(chosen) - 1}" value="0" step="1" '
+        f'<input type="range" class="rmt-scrubber-slider" min="0" max="{len(chosen) - 1}" value="{first}" step="1" '
         'style="flex:1" aria-label="segment"/>'
         '<button type="button" class="rmt-scrubber-next">&#9654;</button>'
-        f'<span class="rmt-scrubber-label">segment {chosen[0]} of {data.n_segments}</span></div>')
+        f'<span class="rmt-scrubber-label">segment {chosen[first]} of {data.n_segments}</span></div>')
     script = _SCRIPT % {"id": uid, "n_segments": data.n_segments}
     return f'<div class="rmt-scrubber" id="{uid}">{controls}{body}</div>{script}'
 

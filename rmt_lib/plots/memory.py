@@ -119,7 +119,7 @@ def plot_memory_change(
     handles = [Rectangle((0, 0), 1, 1, color=FACT_COLOUR, label="fact segment"),
                Rectangle((0, 0), 1, 1, color=QUESTION_COLOUR, label="question segment"),
                Rectangle((0, 0), 1, 1, color=OTHER_COLOUR, label="other")]
-    ax.legend(handles=handles, fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=3, frameon=False)
+    ax.legend(handles=handles, fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=3, frameon=False)
     if title:
         ax.set_title(title)
     return fig

@@ -14,6 +14,10 @@ from rmt_lib.plots.memory import check_segments, plot_memory_change
 from rmt_lib.plots.style import (ATTENTION_CMAP, CURRENT_COLOUR, FACT_COLOUR, OTHER_COLOUR, QUESTION_COLOUR,
                                  new_figure)
 
+# The smallest font in a frame. A frame is saved at 72 dpi and shown about life size in the page, so a point
+# is about a pixel there: under 8 the token labels could not be read.
+MIN_FONT_PT = 8
+
 
 class SegmentFrames:
     """The scrubbers' frames: one figure, redrawn for each segment.
@@ -53,7 +57,7 @@ class SegmentFrames:
         self._row.set_xlim(-1.5, S - 0.5)
         self._row.set_ylim(0, float(d.max()) or 1.0)
         self._row.set_ylabel("L2 distance")
-        self._row.set_xlabel("memory state after segment (-1 = initial memory)", fontsize=8)
+        self._row.set_xlabel("memory state after segment (-1 = initial memory)", fontsize=MIN_FONT_PT)
         plot_memory_change(c, fact_segments=fact_segments, question_segment=question_segment, current=0, ax=axes[1])
         self._current = axes[1].patches[S]  # the outline drawn for `current`
         axes[1].set_ylim(0, float(c.max()) * 1.05 or 1.0)
@@ -67,7 +71,7 @@ class SegmentFrames:
                                                 vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
             self._map_axes.set_ylabel("write memory")
             tokens = next(iter(self.attention.values()))[1]
-            self._map_axes.set_xticks(range(np.shape(weights)[1]), list(tokens), rotation=90, fontsize=6)
+            self._map_axes.set_xticks(range(np.shape(weights)[1]), list(tokens), rotation=90, fontsize=MIN_FONT_PT)
             self._map_axes.set_title("write-memory attention", fontsize=9)  # reserves the title's room
         self._row.set_title("distance from the memory after segment 0 to every memory state", fontsize=9)
         # Lay out once, with real token labels in place, then freeze: frames only move artists.
