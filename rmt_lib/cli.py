@@ -274,18 +274,23 @@ def _add_figures(p: argparse.ArgumentParser) -> None:
     p.add_argument("--heldout", type=int, default=64, help="held-out samples for the automatic head choice (default 64)")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"], help="background split (default test)")
     p.add_argument("--background", default=None, help="a folder of .txt prose instead of the Austen split")
+    p.add_argument("--claims", default=None, metavar="FILE.json", help="also measure every Figure 8 claim on "
+                   "held-out samples with the book's full budget (minutes) and write them to FILE.json; the book's "
+                   "landing page reads data/results/figure8_claims.json")
 
 
 def _run_figures(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rmt_lib.jsonio import atomic_folder, write_json
+    from rmt_lib.jsonio import atomic_folder, check_output_path, write_json
     from rmt_lib.plots import figure8_panels, save_figure
     from rmt_lib.probes import figure8_inputs
     from rmt_lib.runtime import seed_everything
 
     if args.heldout < 1:
         raise CLIError("--heldout must be at least 1")
+    if args.claims is not None:
+        check_output_path(args.claims)  # before the work
     seed_everything(args.seed)
     out = Path(args.output)
     with atomic_folder(out) as tmp:  # all of the set or none of it: a failure part-way writes nothing
@@ -296,6 +301,10 @@ def _run_figures(args: argparse.Namespace) -> int:
         write_json(tmp / "figure8.json", inputs.describe(), indent=2)
     for name in [*names, "figure8.json"]:
         print(out / name)
+    if args.claims is not None:
+        from rmt_lib.probes.overview import measure_claims, write_claims
+
+        print(write_claims(measure_claims(model, tokenizer, budget="full", progress=True), args.claims))
     return 0
 
 

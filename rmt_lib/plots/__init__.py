@@ -11,7 +11,7 @@ so a notebook cell that returns a figure shows it exactly once and a script can 
     attention       write/read attention maps, per-head grids, attention shares vs. their baseline
     schematic       explanatory pictures (lengths in tokens, a schematic memory), not measurements
     segment_frames  the scrubbers' per-segment frames (SegmentFrames)
-    figure8         the four panels of the paper's Figure 8 (figure8_panels)
+    figure8         the four panels of the paper's Figure 8 (figure8_panels), and in one figure (figure8_overview)
     data            fact positions, our grammar vs. bAbI's, the segment layout
     training        loss, accuracy and time through the curriculum
     evaluation      accuracy vs. input length (ours beside the paper's), right vs. wrong answers, checks
@@ -31,7 +31,7 @@ from rmt_lib.plots.data import plot_fact_positions, plot_grammar_comparison, plo
 from rmt_lib.plots.evaluation import (plot_accuracy_vs_length, plot_against_paper, plot_failure_cases,
                                       plot_target_checks)
 from rmt_lib.plots.execution import plot_execution_times
-from rmt_lib.plots.figure8 import figure8_panels
+from rmt_lib.plots.figure8 import figure8_overview, figure8_panels
 from rmt_lib.plots.memory import (plot_change_distributions, plot_change_raster, plot_distance_gallery,
                                   plot_distance_matrix, plot_drift, plot_memory_change)
 from rmt_lib.plots.schematic import memory_schematic_html, plot_lengths_in_tokens
@@ -55,7 +55,7 @@ __all__ = [
     "plot_head_shares", "plot_heads_compared", "plot_read_attention", "plot_share_histograms",
     "plot_share_vs_baseline", "plot_write_attention",
     # segment_frames, figure8
-    "SegmentFrames", "figure8_panels",
+    "SegmentFrames", "figure8_overview", "figure8_panels",
     # data, training, evaluation, cost
     "plot_fact_positions", "plot_grammar_comparison", "plot_segment_layout", "plot_training_log",
     "plot_execution_times", "memory_schematic_html", "plot_lengths_in_tokens", "plot_accuracy_vs_length", "plot_against_paper", "plot_failure_cases", "plot_target_checks",

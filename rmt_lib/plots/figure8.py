@@ -5,11 +5,14 @@ to memory; (d) reading memory at the question. Inputs: a `rmt_lib.probes.Figure8
 """
 from __future__ import annotations
 
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from rmt_lib import paper
 from rmt_lib.plots.attention import plot_read_attention, plot_write_attention
 from rmt_lib.plots.memory import plot_distance_matrix
+from rmt_lib.plots.style import new_figure
 
 
 def figure8_panels(inputs, *, fact: int = 0) -> dict[str, Figure]:
@@ -42,3 +45,22 @@ def figure8_panels(inputs, *, fact: int = 0) -> dict[str, Figure]:
         {f"layer {lr}, head {hr} (chosen, held-out)": chosen, "mean over layers and heads": mean}, labels,
         title=f"(d) reading memory: question positions in the last segment ({inputs.short.entry['n_segments'] - 1})")
     return figures
+
+
+def figure8_overview(inputs, *, fact: int = 0) -> Figure:
+    """All four panels of `figure8_panels` in one figure, two by two, for a page that shows the result first.
+
+    Each panel is drawn as `figure8_panels` draws it (its own layout, colour bars and legends) and placed as
+    an image, so the overview is exactly the four panels, at a glance."""
+    panels = figure8_panels(inputs, fact=fact)
+    images = []
+    for fig in panels.values():
+        canvas = FigureCanvasAgg(fig)  # a raster canvas whatever the figure's own
+        canvas.draw()
+        images.append(np.asarray(canvas.buffer_rgba()))  # (H, W, 4)
+    overview, axes = new_figure(14.0, 10.0, nrows=2, ncols=2)
+    for ax, image in zip(axes.flat, images):
+        ax.imshow(image, interpolation="lanczos")
+        ax.set_axis_off()
+    overview.suptitle("Figure 8 on our model: (a) 32 and (b) 256 segments, (c) writing and (d) reading a fact")
+    return overview

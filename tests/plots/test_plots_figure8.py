@@ -41,6 +41,15 @@ def test_figure8_panels_draw_the_four_panels_with_the_paper_names():
     assert "last segment (31)" in panels["fig8d"].get_suptitle()
 
 
+def test_figure8_overview_puts_the_four_panels_in_one_figure():
+    inputs = SimpleNamespace(short=_Capture(32, 0), long=_Capture(256, 1), write_head=(1, 0), read_head=(0, 1),
+                             heldout={"samples": [{}] * 4})
+    fig = plots.figure8_overview(inputs)
+    assert len(fig.axes) == 4 and all(len(ax.images) == 1 for ax in fig.axes)
+    assert all(ax.images[0].get_array().shape[2] == 4 for ax in fig.axes)  # each panel as drawn, RGBA
+    assert "Figure 8" in fig.get_suptitle()
+
+
 # --- the figures CLI, from a tiny random model ---------------------------------------------------
 
 
