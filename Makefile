@@ -22,6 +22,7 @@ help:
 	@echo "make book   set up .venv, execute every chapter, build book/_build/html/index.html"
 	@echo "make test   set up .venv, run unit/integration tests, execute the book (papermill), nbval, browser check"
 	@echo "make setup  only the environment: .venv, background prose, widget JS, chromium"
+	@echo "make unit   the fast tests only (under a minute; make test runs them all)"
 
 setup: $(STAMP) $(BACKGROUND) $(WIDGET_JS)
 
@@ -42,8 +43,10 @@ $(CHROMIUM):
 	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 	mkdir -p $(@D) && touch $@
 
+# The fast layer (under a minute): everything but the tests marked slow (subprocesses of the real CLI,
+# training, DDP, SIGKILL-resume, benchmarks), which `make test` runs with the rest.
 unit: setup
-	$(PY) -m pytest -q tests --ignore=tests/browser
+	$(PY) -m pytest -q tests --ignore=tests/browser -m "not slow"
 
 test: setup $(CHROMIUM)
 	$(PY) -m pytest -q tests --ignore=tests/browser

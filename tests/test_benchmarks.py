@@ -308,6 +308,7 @@ def test_an_evaluate_row_is_its_median_run_with_every_run_kept(monkeypatch):
         CostConfig(eval_repeats=0)
 
 
+@pytest.mark.slow
 def test_the_paper_model_benchmark_measures_and_refuses_bad_options(tmp_path):
     script = paths.REPO_ROOT / "benchmarks" / "paper_model.py"
     out = tmp_path / "pm.json"

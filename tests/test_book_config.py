@@ -171,6 +171,15 @@ def test_no_plumbing_in_view(chapter):
         f"{chapter.name}: fold the setup cell (hide-input)")
 
 
+MAX_CODE_LINE = 100  # characters: a code line fits the rendered page without a horizontal scrollbar
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_code_lines_fit_the_page(chapter):
+    long = [line for c in _code_cells(chapter) for line in c.source.splitlines() if len(line) > MAX_CODE_LINE]
+    assert not long, f"{chapter.name}: {len(long)} code line(s) over {MAX_CODE_LINE} characters, e.g. {long[0]!r}"
+
+
 def test_the_status_page_lists_every_chapter_with_its_record():
     done = run_book.ChapterTiming("a.ipynb", 12.34, "ok", {"budget": "ci"}, "2026-12-02T03:00:00+0000", "Linux x")
     failed = run_book.ChapterTiming("b.ipynb", 1.0, "failed", {}, "2026-12-02T03:01:00+0000", "Linux x")

@@ -15,6 +15,9 @@ import torch
 from rmt_lib.model import RecurrentMemoryTransformer, RMTConfig, save_pretrained
 from rmt_lib.model.checkpoint import CHECKSUMS, sha256
 
+# The real CLI in a subprocess, each case: integration tests (`make test`; `make unit` skips them).
+pytestmark = pytest.mark.slow
+
 SAMPLE = {"input": "Mary went to the garden. It rained.", "question": "Where is Mary?", "target": "garden"}
 TINY_TRAIN = {"model": {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "num_memory_tokens": 2},
               "stages": [{"n_segments": 1, "max_steps": 1, "batch_size": 2}], "eval_samples": 2}

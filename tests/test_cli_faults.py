@@ -13,6 +13,7 @@ from rmt_lib.jsonio import check_output_path, write_json
 from rmt_lib.model import RecurrentMemoryTransformer, RMTConfig, save_pretrained
 from rmt_lib.runtime import resolve_device
 
+
 SAMPLE = '{"input": "Mary went to the garden.", "question": "Where is Mary?", "target": "garden"}\n'
 
 
@@ -34,6 +35,7 @@ def _one_error_line(done: subprocess.CompletedProcess, *words: str) -> None:
     assert all(w in lines[0] for w in words), lines[0]
 
 
+@pytest.mark.slow  # the real CLI in a subprocess
 @pytest.mark.parametrize("kind", ["folder", "symlink", "fifo", "parent is a file", "empty"])
 @pytest.mark.parametrize("command", ["evaluate", "probe"])
 def test_bad_outputs_are_refused_before_the_work(tmp_path, checkpoint, kind, command):
@@ -66,6 +68,7 @@ def test_a_device_node_is_never_replaced(tmp_path):
     assert check_output_path(tmp_path / "new.json") == tmp_path / "new.json"
 
 
+@pytest.mark.slow  # the real CLI in a subprocess
 @pytest.mark.parametrize("device, message", [("bogus", "is not a device"), ("meta", "cpu or cuda")])
 def test_a_bad_device_is_a_clear_error(checkpoint, tmp_path, device, message):
     with pytest.raises(ValueError, match=message):
@@ -83,6 +86,7 @@ def test_a_bad_device_is_a_clear_error(checkpoint, tmp_path, device, message):
 
 
 
+@pytest.mark.slow  # the real CLI in a subprocess
 def test_ctrl_c_prints_one_line_exits_130_and_writes_nothing(tmp_path, checkpoint):
     import signal
 

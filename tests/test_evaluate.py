@@ -51,6 +51,7 @@ def test_short_inputs_get_the_fact_counts_that_fit():
     assert len({len(s.facts) for s in samples[10:]}) > 1
 
 
+@pytest.mark.slow
 def test_cli_evaluates_a_users_jsonl_with_extra_fields(tmp_path, checkpoint):
     lines = [dict(input="It was a fine day. Mary went to the garden. The rain came.", question="Where is Mary?",
                   target="garden", note="extra fields are ignored"),
@@ -73,6 +74,7 @@ SMALL_LOCATIONS = {"bathroom", "bedroom", "garden", "hallway", "kitchen", "offic
     ('{"input": "Mary went to the moon.", "question": "What is Mary?", "target": "garden"}\n', "sample 1"),
     ('{"input": "Mary went to the garden.", "question": "Where is Mary?", "target": "moon"}\n', "sample 1"),
 ])
+@pytest.mark.slow
 def test_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, checkpoint, content, message):
     (tmp_path / "bad.jsonl").write_text(content)
     result = _cli("--checkpoint", str(checkpoint), "--input", str(tmp_path / "bad.jsonl"), "--output", str(tmp_path / "o.json"))
@@ -81,6 +83,7 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, checkpoint, con
     assert not (tmp_path / "o.json").exists()
 
 
+@pytest.mark.slow
 def test_missing_or_corrupt_checkpoint_is_a_clear_error(tmp_path, checkpoint):
     write_jsonl(generate_samples("qa1", n_samples=1, n_segments=1, n_facts=2, seed=0), tmp_path / "s.jsonl")
     result = _cli("--checkpoint", str(tmp_path / "nope"), "--input", str(tmp_path / "s.jsonl"), "--output", str(tmp_path / "o.json"))
@@ -133,6 +136,7 @@ def test_supporting_fact_place_says_whether_the_answers_fact_was_cut_and_how_far
         "supporting_fact_cut": None, "segments_from_fact": None}
 
 
+@pytest.mark.slow
 def test_cli_evaluates_real_babi_stories(tmp_path, checkpoint):
     babi = tmp_path / "qa1.txt"
     babi.write_text("1 Mary moved to the bathroom.\n2 John went to the hallway.\n3 Where is Mary? \tbathroom\t1\n"
@@ -149,6 +153,7 @@ def test_cli_evaluates_real_babi_stories(tmp_path, checkpoint):
     assert refused.returncode == 2 and "only 2 bAbI stories" in refused.stderr and not (tmp_path / "c.json").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", ["0", "-1", "two"])
 def test_a_batch_size_below_one_is_refused_before_any_work(tmp_path, checkpoint, size):
     (tmp_path / "in.jsonl").write_text('{"input": "Mary went to the garden.", "question": "Where is Mary?", '

@@ -17,12 +17,14 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "rmt_lib", *args], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_cli_help_exits_zero():
     result = _cli("--help")
     assert result.returncode == 0
     assert "usage:" in result.stdout
 
 
+@pytest.mark.slow
 def test_unknown_subcommand_prints_usage_and_exits_2():
     result = _cli("no-such-command")
     assert result.returncode == 2

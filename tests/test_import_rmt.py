@@ -63,6 +63,7 @@ def reference_memory_states(gpt2, memory, ids: torch.Tensor) -> list[torch.Tenso
     return states
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix, tokenizer", [("bin", "tok"), ("safetensors", "files")])
 def test_an_imported_model_carries_the_references_memory(reference, tmp_path, suffix, tokenizer):
     root, gpt2, memory, _ = reference
@@ -82,6 +83,7 @@ def test_an_imported_model_carries_the_references_memory(reference, tmp_path, su
         torch.testing.assert_close(ours[s + 1], want[0], atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_an_imported_model_is_evaluated_and_probed_like_ours(reference, tmp_path):
     root, *_ = reference
     assert run_cli(*import_args(root, root / "rmt.bin", tmp_path / "model")).returncode == 0
@@ -119,6 +121,7 @@ def _bad_inputs(root, state):
 
 @pytest.mark.parametrize("case", ["a wrong key layout", "a shape mismatch", "a pickle that holds code",
                                   "a tokenizer that does not fit"])
+@pytest.mark.slow
 def test_bad_checkpoints_are_refused(reference, tmp_path, case):
     root, _, _, state = reference
     write, changes, words = _bad_inputs(root, state)[case]

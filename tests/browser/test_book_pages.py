@@ -73,3 +73,45 @@ def test_landing_page_opens_the_book(browser, screenshot_dir):
     assert not report.problems, "index.html:\n  " + "\n  ".join(report.problems)
     first = toc_documents(html.parent.parent / "_toc.yml")[0]
     assert any(r.endswith(f"{first}.html") for r in report.requests), f"index.html did not open {first}.html"
+
+
+def test_the_introduction_opens_with_the_result(browser, screenshot_dir):
+    """The landing chapter shows our Figure 8 and the claims table before anything else of substance."""
+    html = _book_html()
+    if html is None:
+        pytest.skip(SKIP_REASON)
+    html = _require_book()
+    doc = toc_documents(html.parent.parent / "_toc.yml")[0]
+    text = (html / f"{doc}.html").read_text()
+    glance = text.find("Results at a glance")
+    assert glance >= 0, "the introduction has no 'Results at a glance' section"
+    first_image = text.find("<img", glance)
+    assert 0 <= first_image < text.find("The claim of Appendix H"), "the overview figure is not the first thing shown"
+    table = text[text.find("<table", glance):text.find("</table>", glance)]
+    rows = table.count("<tr") - 1  # less the header
+    assert rows >= 10 and "verdict" in table, f"the claims table has {rows} rows"
+    assert table.count('href="figure8') >= 4 and 'href="evaluation' in table, "claims must link to their chapters"
+    report = check_page(browser, (html / f"{doc}.html").as_uri(), screenshot_dir, name=f"{doc}-landing")
+    assert not report.problems and report.images_checked >= 2, report.problems
+
+
+@pytest.mark.parametrize("doc", _chapter_pages())
+def test_no_parameters_cell_is_shown(doc):
+    html = _require_book()
+    page = (html / f"{doc}.html").read_text()
+    assert "tag_parameters" not in page and "tag_injected-parameters" not in page, f"{doc}.html shows its parameters"
+
+
+def test_the_status_page_lists_every_chapter_as_run(browser, screenshot_dir):
+    html = _book_html()
+    if html is None:
+        pytest.skip(SKIP_REASON)
+    html = _require_book()
+    docs = [d for d in toc_documents(html.parent.parent / "_toc.yml") if d != "status"]
+    page = (html / "status.html").read_text()
+    table = page[page.find("<table"):page.find("</table>")]
+    for doc in docs:
+        row = re.search(rf'<tr[^>]*>(?:(?!</tr>).)*href="{re.escape(doc)}\.html(?:(?!</tr>).)*</tr>', table, re.S)
+        assert row and "passed" in row.group(0), f"the status page has no passed row for {doc}"
+    report = check_page(browser, (html / "status.html").as_uri(), screenshot_dir, name="status")
+    assert not report.problems, report.problems
