@@ -4,6 +4,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -59,9 +60,11 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside `path` for a set of files; on success they move into `path` (created,
     or kept with its other files), on failure the temporary folder goes, so a failed run leaves none of
     the set. `path` must be a folder or not exist yet; that is checked before the work."""
+    if not str(path).strip():  # Path("") would be the current folder
+        raise ValueError("the output folder's name is empty; give a folder for the output files")
     path = Path(path)
-    if str(path) == "" or (path.exists() and not path.is_dir()) or path.is_symlink():
-        raise ValueError(f"{path or repr(str(path))} is not a folder; give a folder for the output files")
+    if (path.exists() and not path.is_dir()) or path.is_symlink():
+        raise ValueError(f"{path} is not a folder; give a folder for the output files")
     check_output_path(path / "_")  # a parent that is a file
     path.parent.mkdir(parents=True, exist_ok=True)
     _sweep_stale(path)
@@ -86,9 +89,10 @@ def _tmp_prefix(path: Path) -> str:
 def _sweep_stale(path: Path) -> None:
     """Remove temporary files and folders beside `path` left by writers that died (SIGKILL, power loss)
     before they could clean up; those of live processes are kept."""
+    ours = re.compile(rf"\.{re.escape(path.name)}\.(\d{{1,10}})\.[A-Za-z0-9_]{{8}}\.tmp.*")  # _tmp_prefix + mkstemp's 8
     for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*"):
-        pid = leftover.name[len(path.name) + 2:].split(".", 1)[0]
-        if not pid.isdigit() or _alive(int(pid)):
+        found = ours.fullmatch(leftover.name)
+        if found is None or _alive(int(found.group(1))):
             continue
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
@@ -99,7 +103,7 @@ def _sweep_stale(path: Path) -> None:
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # no such process; a number no pid can be
         return False
     except PermissionError:  # another user's process
         return True

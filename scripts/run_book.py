@@ -25,6 +25,7 @@ import dataclasses
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -159,8 +160,8 @@ def has_parameters_cell(notebook: nbformat.NotebookNode) -> bool:
 
 def takes_checkpoint(notebook: nbformat.NotebookNode) -> bool:
     """A chapter whose parameters cell defines `checkpoint` (the model folder it probes)."""
-    return any("parameters" in cell.get("metadata", {}).get("tags", []) and "checkpoint =" in cell.source
-               for cell in notebook.cells)
+    return any("parameters" in cell.get("metadata", {}).get("tags", [])
+               and re.search(r"^checkpoint\s*=", cell.source, re.M) for cell in notebook.cells)
 
 
 # ----------------------------------------------------------------------------------------- sources

@@ -112,6 +112,7 @@ def test_device_is_accepted_after_the_command(tmp_path, checkpoint):
     done = run_cli("evaluate", "--device", "bogus", "--checkpoint", checkpoint, "--input", samples,
                    "--output", tmp_path / "e.json")
     assert_refused(done, "bogus")
+    assert "unrecognized" not in done.stderr  # refused as a device, not as an unknown option
     done = run_cli("evaluate", "--device", "cpu", "--checkpoint", checkpoint, "--input", samples,
                    "--output", tmp_path / "e.json")
     assert done.returncode == 0, done.stderr
@@ -220,5 +221,5 @@ def test_outputs_that_cannot_be_written_are_refused(tmp_path, checkpoint, comman
             "train": ["--config", tmp_path / "c.json", "--no-progress", "--output", target]}[command]
     before = files_under(tmp_path)
     done = run_cli(command, *args)
-    assert_refused(done, "file")
+    assert_refused(done, "is a file, not a folder")
     assert files_under(tmp_path) == before

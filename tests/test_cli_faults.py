@@ -131,11 +131,13 @@ def test_a_failed_set_of_files_leaves_none_and_a_good_one_lands_whole(tmp_path):
 def test_a_dead_writers_temporary_files_are_swept_and_a_live_ones_kept(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(dead.stdout)  # exited: no process has this pid now (pids are not reused at once)
-    stale = tmp_path / f".out.json.{dead_pid}.x1.tmp.json"
-    live = tmp_path / f".out.json.{os.getppid()}.x2.tmp.json"
-    stale_dir = tmp_path / f".out.json.{dead_pid}.x3.tmp"
+    stale = tmp_path / f".out.json.{dead_pid}.abcd_123.tmp.json"  # as atomic_path names them (mkstemp's 8)
+    live = tmp_path / f".out.json.{os.getppid()}.abcd_456.tmp.json"
+    stale_dir = tmp_path / f".out.json.{dead_pid}.abcd_789.tmp"
+    other = tmp_path / f".out.json.5.{dead_pid}.abcd_000.tmp.json"  # a temporary file of `out.json.5`: kept
+    other.write_text("another target's")
     stale.write_text("half")
     live.write_text("being written")
     stale_dir.mkdir()
     write_json(tmp_path / "out.json", {"a": 1})
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "out.json"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "out.json"])

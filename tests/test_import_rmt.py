@@ -12,10 +12,14 @@ import torch
 from safetensors.torch import save_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from tokenizers import Tokenizer as HFTokenizer
+
 from rmt_lib import paths
+from rmt_lib.data import LOCATIONS
 from rmt_lib.model import load_model_folder
 
 M, L = 4, 16  # memory tokens, segment size
+VOCAB = 2048 + 6  # the project's tokenizer and the six locations (below)
 
 
 @pytest.fixture(scope="module")
@@ -23,13 +27,18 @@ def reference(tmp_path_factory):
     """A GPT-2 of width 64 and 2 layers over the project's tokenizer, saved as the reference saves an RMT."""
     root = tmp_path_factory.mktemp("reference")
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=2048, n_embd=64, n_layer=2, n_head=4, n_positions=64, bos_token_id=1,
+    config = GPT2Config(vocab_size=VOCAB, n_embd=64, n_layer=2, n_head=4, n_positions=64, bos_token_id=1,
                         eos_token_id=1)
     gpt2 = GPT2LMHeadModel(config).eval()
     (root / "gpt2").mkdir()
     config.save_pretrained(root / "gpt2")
     (root / "tok").mkdir()
-    (root / "tok" / "tokenizer.json").write_bytes(paths.TOKENIZER_PATH.read_bytes())
+    # The project's tokenizer, with the six locations as whole tokens: the reference tokenizes a target on its
+    # own (no leading space), and GPT-2 gives each location a first token of its own there; the project's
+    # vocabulary, trained on space-led words, would not ("bathroom" and "bedroom" both start with "b").
+    hf = HFTokenizer.from_file(str(paths.TOKENIZER_PATH))
+    hf.add_tokens(list(LOCATIONS))
+    hf.save(str(root / "tok" / "tokenizer.json"))
     bpe = json.loads(paths.TOKENIZER_PATH.read_text())["model"]  # the same vocabulary as GPT-2's two files
     (root / "files").mkdir()
     (root / "files" / "vocab.json").write_text(json.dumps(bpe["vocab"]))
@@ -63,17 +72,26 @@ def reference_memory_states(gpt2, memory, ids: torch.Tensor) -> list[torch.Tenso
     return states
 
 
+def test_gpt2s_two_tokenizer_files_read_as_the_same_tokenizer(reference):
+    from rmt_lib.model.imported import read_tokenizer
+
+    root, *_ = reference
+    text = " Mary went to the garden. It rained all day, and nobody went out."
+    whole = HFTokenizer.from_file(str(paths.TOKENIZER_PATH))
+    assert read_tokenizer(root / "files").encode(text).ids == whole.encode(text).ids
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("suffix, tokenizer", [("bin", "tok"), ("safetensors", "files")])
-def test_an_imported_model_carries_the_references_memory(reference, tmp_path, suffix, tokenizer):
+@pytest.mark.parametrize("suffix", ["bin", "safetensors"])
+def test_an_imported_model_carries_the_references_memory(reference, tmp_path, suffix):
     root, gpt2, memory, _ = reference
-    done = run_cli(*import_args(root, root / f"rmt.{suffix}", tmp_path / "model", tokenizer=tokenizer))
+    done = run_cli(*import_args(root, root / f"rmt.{suffix}", tmp_path / "model"))
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == \
         ["checksums.json", "config.json", "model.safetensors", "tokenizer.json"]
     model, tokenizer = load_model_folder(tmp_path / "model")
     assert model.config.segment_alignment == "left" and model.config.num_memory_tokens == M
-    ids = torch.randint(2, 2048, (1, 3 * L + 5))  # not a multiple of the segment size
+    ids = torch.randint(2, VOCAB, (1, 3 * L + 5))  # not a multiple of the segment size
     with torch.no_grad():
         ours = model(ids, capture_memory=True).memory_states[0]  # (S + 1, M, D): initial memory first
         expected = reference_memory_states(gpt2, memory, ids)
@@ -81,6 +99,33 @@ def test_an_imported_model_carries_the_references_memory(reference, tmp_path, su
     torch.testing.assert_close(ours[0], memory, atol=1e-5, rtol=0)
     for s, want in enumerate(expected):
         torch.testing.assert_close(ours[s + 1], want[0], atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+def test_an_imported_model_answers_where_the_reference_generates(reference, tmp_path):
+    """The reference puts the question (tokenized alone) and its GEN token after the input and generates the
+    answer there; the imported model's six scores are the LM head's logits at that position."""
+    from rmt_lib.data import LOCATIONS, Sample, encode_sample
+
+    root, gpt2, memory, _ = reference
+    assert run_cli(*import_args(root, root / "rmt.bin", tmp_path / "model")).returncode == 0
+    model, tokenizer = load_model_folder(tmp_path / "model")
+    sample = Sample("Mary went to the garden. " + "It rained all day. " * 5, "Where is Mary?", "garden")
+    gen = tokenizer.encode("GEN")[0]
+    ids = tokenizer.encode(sample.input) + tokenizer.encode(sample.question) + [gen]
+    encoded = encode_sample(sample, tokenizer, L, **model.config.encoding)
+    assert encoded.input_ids.tolist() == ids and model.config.answer_prompt_ids == (gen,)
+    ids = torch.tensor([ids])
+    with torch.no_grad():
+        ours = model(ids).logits[0]  # (6,)
+        mem, starts = memory[None], range(0, ids.shape[1], L)
+        for start in list(starts)[:-1]:
+            embeds = torch.cat([mem, gpt2.transformer.wte(ids[:, start:start + L]), mem], dim=1)
+            mem = gpt2.transformer(inputs_embeds=embeds).last_hidden_state[:, -M:]
+        last = torch.cat([mem, gpt2.transformer.wte(ids[:, list(starts)[-1]:])], dim=1)  # generate: no write memory
+        logits = gpt2(inputs_embeds=last).logits[0, -1]  # (V,) where the reference generates
+    candidates = [tokenizer.encode(location)[0] for location in LOCATIONS]
+    torch.testing.assert_close(ours, logits[candidates], atol=1e-5, rtol=0)
 
 
 @pytest.mark.slow
@@ -106,7 +151,7 @@ class _RunsCode:
 def _bad_inputs(root, state):
     """case -> (files to write under root, import arguments' changes, words of the error)."""
     renamed = {k.replace("memory_cell.", "cell."): v for k, v in state.items()}
-    small = GPT2Config(vocab_size=2048, n_embd=32, n_layer=2, n_head=4, n_positions=64)
+    small = GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=64)
     wide_vocab = GPT2Config(vocab_size=3000, n_embd=64, n_layer=2, n_head=4, n_positions=64)
     return {
         "a wrong key layout": (lambda: torch.save(renamed, root / "renamed.bin"), {"state_dict": root / "renamed.bin"},
@@ -115,7 +160,7 @@ def _bad_inputs(root, state):
         "a pickle that holds code": (lambda: (root / "code.bin").write_bytes(pickle.dumps({"x": _RunsCode()})),
                                      {"state_dict": root / "code.bin"}, ["weights_only"]),
         "a tokenizer that does not fit": (lambda: wide_vocab.save_pretrained(root / "wide"), {"config": "wide"},
-                                          ["2048 tokens", "3000"]),
+                                          [f"{VOCAB} tokens", "3000"]),
     }
 
 

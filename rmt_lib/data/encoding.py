@@ -25,16 +25,18 @@ class EncodedSample:
     segment_char_spans: tuple[tuple[int, int], ...]  # per segment, [start, end) of `input`; they tile `input`
     fact_token_spans: tuple[tuple[int, int], ...]  # [start, end) indices into input_ids
     fact_segments: tuple[int, ...]  # segment holding each fact's last token (a cut fact is read there)
-    question_token_span: tuple[int, int]  # indices into input_ids; the question ends the last segment
+    question_token_span: tuple[int, int]  # indices into input_ids: the question (and answer prompt) ends the input
     target_index: int  # LOCATIONS.index(target)
 
 
 
 def encode_sample(sample: Sample, tokenizer: Tokenizer | None = None, segment_size: int = 32,
-                  alignment: str = "right") -> EncodedSample:
-    """Tokens of `input` then of " " + question, left-padded to whole segments; facts located by the sample's
-    fact_char_spans, or by the bAbI grammar (find_facts) when it carries none. `alignment="left"` (the
-    reference RMT's cut, `RMTConfig.segment_alignment`) pads nothing: the last segment may be shorter."""
+                  alignment: str = "right", *, question_prefix: str = " ",
+                  answer_prompt_ids: tuple[int, ...] = ()) -> EncodedSample:
+    """Tokens of `input` then of `question_prefix` + question (and `answer_prompt_ids`), left-padded to whole
+    segments; facts located by the sample's fact_char_spans, or by the bAbI grammar (find_facts) when it
+    carries none. `alignment="left"` (the reference RMT's cut, `RMTConfig.segment_alignment`) pads nothing:
+    the last segment may be shorter. A model's own settings: ``encode_sample(s, tok, L, **config.encoding)``."""
     if alignment not in ("right", "left"):
         raise ValueError(f"alignment must be 'right' or 'left', got {alignment!r}")
     tokenizer = tokenizer if tokenizer is not None else default_tokenizer()
@@ -52,7 +54,7 @@ def encode_sample(sample: Sample, tokenizer: Tokenizer | None = None, segment_si
         input_ids, char_starts = cache.input_ids, cache.char_starts
     else:
         input_ids, char_starts = tokenizer.encode_with_starts(sample.input)  # token ends are not needed
-    q_ids = np.asarray(tokenizer.encode(" " + sample.question), dtype=np.int64)
+    q_ids = np.asarray([*tokenizer.encode(question_prefix + sample.question), *answer_prompt_ids], dtype=np.int64)
     n, total = len(input_ids), len(input_ids) + len(q_ids)
     n_segments = max(1, math.ceil(total / segment_size))
     pad = n_segments * segment_size - total if alignment == "right" else 0
@@ -92,14 +94,14 @@ def encode_sample(sample: Sample, tokenizer: Tokenizer | None = None, segment_si
 
 
 def encode_qa1(samples: Sequence[Sample], tokenizer: Tokenizer, segment_size: int,
-               alignment: str = "right") -> list[EncodedSample]:
+               **encoding) -> list[EncodedSample]:
     """`encode_sample` of every sample, first refusing (ValueError naming it) one that a QA1 model cannot
     answer: a question other than 'Where is <actor>?', or an answer that is not one of the locations."""
     encoded = []
     for i, s in enumerate(samples):
         try:
             parse_question(s.question)
-            encoded.append(encode_sample(s, tokenizer, segment_size, alignment))
+            encoded.append(encode_sample(s, tokenizer, segment_size, **encoding))
         except ValueError as err:
             raise ValueError(f"sample {i + 1} cannot be answered by a QA1 model: {err}") from err
     return encoded

@@ -32,7 +32,7 @@ def evaluate(model: RecurrentMemoryTransformer, tokenizer, samples: Sequence[Sam
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     model.eval()
     device = next(model.parameters()).device
-    encoded = encode_qa1(samples, tokenizer, model.config.segment_size, model.config.segment_alignment)
+    encoded = encode_qa1(samples, tokenizer, model.config.segment_size, **model.config.encoding)
     predictions: list[int] = [-1] * len(samples)
     bar = tqdm(total=len(samples), desc="evaluate", unit="sample", disable=not progress)
     for idx, batch in batches_by_length(samples, encoded, batch_size):

@@ -38,6 +38,11 @@ class RMTConfig:
     # "left": segments are cut from the input's start and the last one may be shorter, as the reference
     # RMT code cuts them (`RecurrentWrapper.split_tensor`); models imported from it (`import-rmt`) use it.
     segment_alignment: SegmentAlignment = "right"
+    # How the question is put after the input: `question_prefix` goes before its text (ours: a space; the
+    # reference tokenizes the question on its own: ""), and `answer_prompt_ids` after its tokens (the
+    # reference's `GEN` token); the answer is read at the last of them.
+    question_prefix: str = " "
+    answer_prompt_ids: tuple[int, ...] = ()
     # Training only: Gaussian noise added to every memory state, with this standard deviation relative to
     # the state's own RMS, so that the memory must pull itself back to the states that encode the facts
     # instead of drifting through distractor text. 0 turns it off. Measured at a fixed budget (the default
@@ -107,12 +112,22 @@ class RMTConfig:
             raise ValueError(f"memory_change_weight must be a number >= 0, got {self.memory_change_weight!r}")
         if not 0.0 <= self.memory_noise < 1.0:
             raise ValueError(f"memory_noise must lie in [0, 1) (a share of the memory's RMS), got {self.memory_noise!r}")
+        if any(not 0 <= i < self.vocab_size for i in self.answer_prompt_ids):
+            raise ValueError(f"answer_prompt_ids {tuple(self.answer_prompt_ids)} must be token ids below vocab_size "
+                             f"{self.vocab_size}")
         object.__setattr__(self, "answer_token_ids", tuple(self.answer_token_ids))
+        object.__setattr__(self, "answer_prompt_ids", tuple(self.answer_prompt_ids))
 
     @property
     def positions_per_call(self) -> int:
         """Positions in one backbone call: read memory + segment + write memory."""
         return self.segment_size + 2 * self.num_memory_tokens
+
+    @property
+    def encoding(self) -> dict[str, Any]:
+        """How this model's inputs are encoded: the keyword arguments of `rmt_lib.data.encode_sample`."""
+        return {"alignment": self.segment_alignment, "question_prefix": self.question_prefix,
+                "answer_prompt_ids": self.answer_prompt_ids}
 
     def replace(self, **changes: Any) -> "RMTConfig":
         return dataclasses.replace(self, **changes)
@@ -120,6 +135,7 @@ class RMTConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["answer_token_ids"] = list(self.answer_token_ids)
+        d["answer_prompt_ids"] = list(self.answer_prompt_ids)
         return d
 
     @classmethod

@@ -8,10 +8,14 @@ Its state dict holds the memory as ``memory_cell.memory`` (M, D) and the backbon
 The layout is the same (`[memory | segment | memory]`, the next memory from the last hidden states at the
 write positions); the imported config cuts segments as the reference does (`segment_alignment="left"`).
 
-Answers: the paper generates the answer after the question and compares the text with the target. An
-imported model here scores the six QA1 locations instead, by the LM head's logits at the first token of
-each (" kitchen", ...) at the question's last position: the same head at the same position, read as a
-choice among the candidates rather than as free text.
+Answers, as the reference trains them (`run_finetuning_babilong_rmt.py`): the question is tokenized on its
+own (no leading space) and followed by the token of "GEN", and the answer's tokens come after that. The
+paper generates the answer there and compares the text with the target; an imported model here scores the
+six QA1 locations by the LM head's logits at the GEN position, at the first token of each location as the
+reference tokenizes it: the same head at the same position, read as a choice among the candidates rather
+than as free text. One more difference: the reference tokenizes each fact and background sentence on its
+own and joins the tokens, this project tokenizes the input text whole, so tokens at sentence boundaries
+may differ (" Mary" against "Mary").
 
 Safety: a `.bin` is read with `torch.load(weights_only=True)`, which refuses any pickle that holds more
 than tensors (code included); the folder written holds safetensors and JSON only.
@@ -118,9 +122,13 @@ def read_tokenizer(folder: str | Path) -> "HFTokenizer":  # noqa: F821
     raise FileNotFoundError(f"{folder} holds neither tokenizer.json nor vocab.json + merges.txt")
 
 
+GEN = "GEN"  # the reference's answer prompt: `tokenizer.encode('GEN')[0]` follows the question
+
+
 def answer_token_ids(tokenizer: Tokenizer) -> tuple[int, ...]:
-    """The first token of each location after a space; they must differ, or two answers would tie."""
-    ids = tuple(tokenizer.encode(" " + location)[0] for location in LOCATIONS)
+    """The first token of each location as the reference tokenizes a target (on its own, no leading space);
+    they must differ, or two answers would tie."""
+    ids = tuple(tokenizer.encode(location)[0] for location in LOCATIONS)
     if len(set(ids)) != len(ids):
         raise ValueError(f"the tokenizer gives two locations the same first token ({dict(zip(LOCATIONS, ids))})")
     return ids
@@ -141,10 +149,12 @@ def imported_config(backbone_config: str | Path, tokenizer: Tokenizer, num_memor
         raise ValueError(f"the tokenizer has {tokenizer.vocab_size} tokens but the backbone's embeddings hold "
                          f"{hf.vocab_size}; give the tokenizer the model was trained with")
     defaults = type(hf)()
-    extra = {k: getattr(hf, k) for k in GPT2_ARCHITECTURE if getattr(hf, k) != getattr(defaults, k)}
+    extra = {k: getattr(hf, k) for k in GPT2_ARCHITECTURE
+             if hasattr(hf, k) and getattr(hf, k) != getattr(defaults, k, None)}
     return RMTConfig(backbone="gpt2", vocab_size=hf.vocab_size, hidden_size=hf.n_embd, num_layers=hf.n_layer,
                      num_heads=hf.n_head, segment_size=segment_size, num_memory_tokens=num_memory_tokens,
-                     segment_alignment="left", answer_head="lm", answer_token_ids=answer_token_ids(tokenizer),
+                     segment_alignment="left", question_prefix="", answer_prompt_ids=(tokenizer.encode(GEN)[0],),
+                     answer_head="lm", answer_token_ids=answer_token_ids(tokenizer),
                      num_aux_actors=0, max_positions=hf.n_positions, eos_token_id=tokenizer.eos_id,
                      pad_token_id=tokenizer.pad_id, extra_backbone_kwargs=extra)
 

@@ -110,7 +110,7 @@ class RecurrentMemoryTransformer(nn.Module):
                 with torch.no_grad() if s < cut else nullcontext():
                     out = self.cell(ids, memory, mask, output_attentions=s in wanted, stream=stream,
                                     memory_only=not track and s != last)
-                if penalise and s > cut:  # not from the initial memory, which is not a written state
+                if penalise and s >= max(cut, 1):  # not from the initial memory, which is not a written state
                     changes[s] = _relative_change(memory, out.memory)
                 memory = self._perturb(out.memory)
                 if track:

@@ -60,7 +60,7 @@ def capture_sample(model, tokenizer, sample) -> SampleCapture:
     """Probe one sample and keep its fact and question segments' attention maps."""
     cfg = model.config
     layout = AttentionLayout(cfg.num_memory_tokens, cfg.segment_size)
-    enc = encode_sample(sample, tokenizer, cfg.segment_size, cfg.segment_alignment)
+    enc = encode_sample(sample, tokenizer, cfg.segment_size, **cfg.encoding)
     out, trace = run_with_cache(model, enc.input_ids[None], enc.attention_mask[None],
                                 attention_segments=sorted(needed_segments(enc, "facts_and_question")))
     one = trace.sample(0)

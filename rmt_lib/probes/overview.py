@@ -56,7 +56,10 @@ def read_claims(path: str | Path = CLAIMS_FILE) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"no claims file at {paths.relative(path)}: measure it with `python -m rmt_lib "
                                 f"figures --output figures/ --claims {paths.relative(path)}`")
-    claims = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        claims = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{paths.relative(path)} is not JSON ({err}); measure it again") from None
     if not isinstance(claims, dict) or not {"summaries", "drift"} <= set(claims):
         raise ValueError(f"{paths.relative(path)} is not a claims file (it needs summaries and drift)")
     return claims

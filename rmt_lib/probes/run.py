@@ -64,7 +64,7 @@ def probe_samples(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     layout = AttentionLayout(cfg.num_memory_tokens, cfg.segment_size)
-    encoded = encode_qa1(samples, tokenizer, cfg.segment_size, cfg.segment_alignment)  # refuses a question QA1 cannot answer
+    encoded = encode_qa1(samples, tokenizer, cfg.segment_size, **cfg.encoding)  # refuses a question QA1 cannot answer
     map_bytes = 4 * cfg.num_layers * cfg.num_heads * layout.size**2  # one sample's map of one segment
     results: list[dict | None] = [None] * len(samples)
 

@@ -64,6 +64,9 @@ class TrainConfig:
             raise ValueError("every stage needs max_steps >= 1, batch_size >= 1 and a positive lr (or None)")
         if not 0 < self.advance_accuracy <= 1 or not 0 <= self.mix_shorter < 1:
             raise ValueError("advance_accuracy must lie in (0, 1] and mix_shorter in [0, 1)")
+        if self.model.encoding != RMTConfig().encoding:
+            raise ValueError("training encodes inputs as this project does (segment_alignment='right', the question "
+                             "after a space, no answer prompt); the reference's layout is for imported models")
         if min(self.eval_every, self.checkpoint_every, self.eval_samples) < 1 or self.lr <= 0:
             raise ValueError("eval_every, checkpoint_every, eval_samples and lr must be positive")
 

@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from rmt_lib.data import Batch, load_tokenizer
-from rmt_lib.jsonio import atomic_path, write_text_atomic
+from rmt_lib.jsonio import atomic_path, check_output_path, write_text_atomic
 from rmt_lib.model import RecurrentMemoryTransformer, save_pretrained
 from rmt_lib.model.checkpoint import load_model_tensors, model_tensors
 from rmt_lib.runtime import resolve_device, seed_everything
@@ -261,6 +261,7 @@ def train(cfg: TrainConfig, output: str | Path, *, resume: bool = False, device:
     output = Path(output)
     if output.exists() and not output.is_dir():
         raise ValueError(f"--output {output} is a file; a run needs a folder (metrics.jsonl, checkpoint, model/)")
+    check_output_path(output / METRICS)  # a parent that is a file: refused before the work
     trainer = Trainer(cfg, output, device=device, progress=progress)
     with _run_lock(output, trainer.rank):
         if not resume and (output / CHECKPOINT).exists():

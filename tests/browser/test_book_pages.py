@@ -83,11 +83,15 @@ def test_the_introduction_opens_with_the_result(browser, screenshot_dir):
     html = _require_book()
     doc = toc_documents(html.parent.parent / "_toc.yml")[0]
     text = (html / f"{doc}.html").read_text()
-    glance = text.find("Results at a glance")
+    # By the sections' anchors: their titles also appear earlier, in the page's navigation.
+    glance = text.find('<section id="results-at-a-glance"')
     assert glance >= 0, "the introduction has no 'Results at a glance' section"
     first_image = text.find("<img", glance)
-    assert 0 <= first_image < text.find("The claim of Appendix H"), "the overview figure is not the first thing shown"
+    next_section = text.find("<section id=", glance + 1)
+    assert 0 <= first_image < next_section, "the overview figure is not in the first section"
+    assert text.find("<img") == first_image, "an image comes before the overview figure"
     table = text[text.find("<table", glance):text.find("</table>", glance)]
+    assert text.find("<table", glance) < next_section, "the claims table is not in the first section"
     rows = table.count("<tr") - 1  # less the header
     assert rows >= 10 and "verdict" in table, f"the claims table has {rows} rows"
     assert table.count('href="figure8') >= 4 and 'href="evaluation' in table, "claims must link to their chapters"
