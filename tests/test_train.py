@@ -121,3 +121,19 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     b = load_file(tmp_path / "ddp" / "model" / "model.safetensors")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+@pytest.mark.slow
+def test_a_ddp_run_into_a_locked_folder_ends_on_every_rank(tmp_path):
+    import fcntl
+
+    config = _config_file(tmp_path, TINY)
+    (tmp_path / "ddp").mkdir()
+    torchrun = Path(sys.executable).with_name("torchrun")
+    with open(tmp_path / "ddp" / ".train.lock", "a+") as held:  # what a live run holds
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        ddp = subprocess.run([str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "rmt_lib", "--device",
+                              "cpu", "train", "--config", str(config), "--output", str(tmp_path / "ddp"),
+                              "--no-progress"], env=ENV, capture_output=True, text=True, timeout=120)
+    assert ddp.returncode != 0 and ddp.stderr.count("another train run is using") == 2, ddp.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == [".train.lock"]

@@ -263,7 +263,7 @@ def train(cfg: TrainConfig, output: str | Path, *, resume: bool = False, device:
         raise ValueError(f"--output {output} is a file; a run needs a folder (metrics.jsonl, checkpoint, model/)")
     check_output_path(output / METRICS)  # a parent that is a file: refused before the work
     trainer = Trainer(cfg, output, device=device, progress=progress)
-    with _run_lock(output, trainer.rank):
+    with _run_lock(output, trainer.rank, trainer.world):
         if not resume and (output / CHECKPOINT).exists():
             raise ValueError(f"{output} already holds a run; pass --resume to continue it or choose another --output")
         if resume:
@@ -281,21 +281,31 @@ LOCK = ".train.lock"
 
 
 @contextmanager
-def _run_lock(output: Path, rank: int) -> Iterator[None]:
+def _run_lock(output: Path, rank: int, world: int = 1) -> Iterator[None]:
     """Hold an OS lock on the run folder, so that a second run into it fails at once instead of mixing its
     log and weights with this one's. The kernel drops the lock when the process dies, even by SIGKILL;
-    the empty lock file stays. Under DDP only rank 0 writes, so only it locks."""
-    if rank:
-        yield
-        return
-    output.mkdir(parents=True, exist_ok=True)
-    with open(output / LOCK, "a+") as f:
+    the empty lock file stays. Under DDP rank 0 locks (only it writes) and tells the other ranks, so that a
+    refused run ends on every rank instead of leaving them waiting in their first collective."""
+    held = None
+    refused = False
+    if rank == 0:
+        output.mkdir(parents=True, exist_ok=True)
+        held = open(output / LOCK, "a+")
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            refused = True
+    if world > 1:
+        verdict = [refused]
+        dist.broadcast_object_list(verdict, src=0)
+        refused = verdict[0]
+    try:
+        if refused:
             raise ValueError(f"another train run is using {output}; wait for it to finish, or choose another "
-                             "--output") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+                             "--output")
+        yield
+    finally:
+        if held is not None:
+            if not refused:
+                fcntl.flock(held, fcntl.LOCK_UN)
+            held.close()
