@@ -39,6 +39,7 @@ import nbformat
 import yaml
 
 from rmt_lib.budgets import BUDGETS, Budget
+from rmt_lib.jsonio import write_text_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DIR = REPO_ROOT / "book"
@@ -285,7 +286,7 @@ class Timings:
     def write(self, build_seconds: float | None = None) -> None:
         ordered = [self.by_chapter[c] for c in self.order if c in self.by_chapter]
         _write_json(self.config.timings_path, _timings_payload(self.config, ordered, build_seconds))
-        write_text(self.config.output / STATUS_PAGE, status_page(self.config.budget, self.order, self.by_chapter))
+        write_text_atomic(self.config.output / STATUS_PAGE, status_page(self.config.budget, self.order, self.by_chapter))
 
 
 STATUS_PAGE = "status.md"  # listed in _toc.yml; rewritten with the execution records on every change
@@ -321,13 +322,6 @@ def status_page(budget: str, order: list[str], by_chapter: dict[str, ChapterTimi
         *rows,
         "",
     ])
-
-
-def write_text(path: Path, text: str) -> None:
-    """`text` into `path` through a temporary file beside it and a rename."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8") as f:
-        f.write(text)
-    os.replace(f.name, path)
 
 
 def earlier_timings(config: RunConfig) -> dict[str, ChapterTiming]:

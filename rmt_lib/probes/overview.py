@@ -20,7 +20,7 @@ from rmt_lib.budgets import ProbeBudget
 from rmt_lib.display.tables import markdown_table, percent
 from rmt_lib.jsonio import lookup, write_json
 from rmt_lib.paper import FIGURE8_LONG, FIGURE8_SHORT
-from rmt_lib.probes.claims import DRIFT_RATIO_TARGET, TargetCheck, drift_check, figure8_checks, relation
+from rmt_lib.probes.claims import TargetCheck, drift_check, figure8_checks, relation
 from rmt_lib.probes.heldout import held_out_probe
 from rmt_lib.probes.run import probe_drift
 
@@ -142,5 +142,5 @@ def _interval(interval: Mapping) -> str:
     return f"{float(interval['estimate']):.3f} [{float(interval['low']):.3f}, {float(interval['high']):.3f}]"
 
 
-__all__ = ["ACCURACY_TARGETS", "CLAIMS_FILE", "DRIFT_RATIO_TARGET", "ClaimRow", "claim_rows", "claims_markdown",
+__all__ = ["ACCURACY_TARGETS", "CLAIMS_FILE", "ClaimRow", "claim_rows", "claims_markdown",
            "measure_claims", "read_claims", "write_claims"]
