@@ -325,10 +325,10 @@ def _add_import_rmt(p: argparse.ArgumentParser) -> None:
 
 
 def _run_import_rmt(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from rmt_lib.jsonio import check_output_path
     from rmt_lib.model.imported import import_reference_rmt
-
-    from pathlib import Path
 
     out = Path(args.output)
     if not args.output or (out.exists() and not out.is_dir()):

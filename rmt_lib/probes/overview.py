@@ -92,12 +92,10 @@ def claim_rows(claims: Mapping, accuracy) -> list[ClaimRow]:
                      "samples", "figure8b", after=" of the next fact's jump"))
     for label in summaries:
         write = summaries[label]["write_attention"]
-        chosen = write.get("chosen_head")
-        for name, which, stat in (("mean over heads", "mean over heads", write["mean_over_heads"]["lift"]),
-                                  ("the chosen head", f"chosen head L{chosen['layer']}H{chosen['head']}"
-                                   if chosen else None, chosen["lift"] if chosen else None)):
-            if which is None:
-                continue
+        heads = [("mean over heads", "mean over heads", write["mean_over_heads"]["lift"])]
+        if chosen := write.get("chosen_head"):
+            heads.append(("the chosen head", f"chosen head L{chosen['layer']}H{chosen['head']}", chosen["lift"]))
+        for name, which, stat in heads:
             rows.append(_row(f"(c) writing attends to the fact's tokens, {name} ({label})",
                              "panel (c): write memory on the fact's tokens", checks[f"write lift, {which}, {label}"],
                              stat.get("n"), "facts", "figure8c", unit="x"))
