@@ -48,9 +48,11 @@ def inference(model: torch.nn.Module) -> Iterator[None]:
 
 def run_with_cache(model: RecurrentMemoryTransformer, input_ids: torch.Tensor | np.ndarray,
                    attention_mask: torch.Tensor | np.ndarray | None = None, *, memory: bool = True,
-                   attention_segments: Sequence[int] = ()) -> tuple[RMTOutput, Trace]:
+                   attention_segments: Sequence[int] = (),
+                   start_memory: torch.Tensor | np.ndarray | None = None) -> tuple[RMTOutput, Trace]:
     """The model's output on `input_ids` (B, T) and a `Trace` of its memory states (when `memory`) and of
-    the attention maps of `attention_segments` (indices; negative ones count from the end).
+    the attention maps of `attention_segments` (indices; negative ones count from the end). With
+    `start_memory` (B, M, D), the input continues from that memory state instead of the initial one.
 
     A mask without padding is dropped, so that unpadded samples take the same path as in `evaluate`.
     """
@@ -60,7 +62,9 @@ def run_with_cache(model: RecurrentMemoryTransformer, input_ids: torch.Tensor | 
     if mask is not None:
         mask = None if bool(mask.all()) else mask.to(device)  # (B, T) bool
     with inference(model):
-        out = model(ids, attention_mask=mask, capture_memory=memory, capture_attention=list(attention_segments) or None)
+        start = None if start_memory is None else torch.as_tensor(start_memory)
+        out = model(ids, attention_mask=mask, capture_memory=memory,
+                    capture_attention=list(attention_segments) or None, memory=start)
     states = None if out.memory_states is None else out.memory_states.numpy()
     trace = Trace(states, {s: a.numpy() for s, a in out.attentions.items()})
     return out, trace

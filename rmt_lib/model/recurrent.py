@@ -70,6 +70,7 @@ class RecurrentMemoryTransformer(nn.Module):
         #                                          the label num_answers means "not seen yet"
         capture_memory: bool = False,
         capture_attention: Sequence[int] | None = None,  # segment indices; negative counts from the end
+        memory: torch.Tensor | None = None,  # (B, M, D) the state to start from; None = the learned initial one
     ) -> RMTOutput:
         cfg, L = self.config, self.config.segment_size
         B, T = input_ids.shape
@@ -92,7 +93,7 @@ class RecurrentMemoryTransformer(nn.Module):
         segments = range(n_segments) if cfg.recurrent else range(n_segments - 1, n_segments)
         last = n_segments - 1  # the question's segment: the only one whose hidden states the answer reads
 
-        memory = self._initial_memory(B)
+        memory = self._start_memory(B, memory)
         states = [memory.detach().float().cpu()] if capture_memory and memory is not None else []
         attentions: dict[int, torch.Tensor] = {}
         # Segments with padding, found once (not one check per segment); the others take the unmasked path.
@@ -140,6 +141,17 @@ class RecurrentMemoryTransformer(nn.Module):
     def _initial_memory(self, batch: int) -> torch.Tensor | None:
         m = self.cell.initial_memory
         return None if m is None else m.unsqueeze(0).expand(batch, -1, -1)  # (B, M, D)
+
+    def _start_memory(self, batch: int, given: torch.Tensor | None) -> torch.Tensor | None:
+        """The learned initial memory, or a given state: the input then continues a sample from a memory state
+        of another run (the probes' patching: an RMT's past reaches a segment only through this state)."""
+        initial = self._initial_memory(batch)
+        if given is None:
+            return initial
+        if initial is None or tuple(given.shape) != tuple(initial.shape):
+            raise ValueError(f"memory has shape {tuple(given.shape)}; this model's states are "
+                             f"{None if initial is None else tuple(initial.shape)}")
+        return given.to(device=initial.device, dtype=initial.dtype)
 
     def _answer(self, last: torch.Tensor, labels: torch.Tensor | None, aux_labels: torch.Tensor | None,
                 segment_ends: torch.Tensor | None = None) -> RMTOutput:
