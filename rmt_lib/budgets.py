@@ -80,3 +80,36 @@ EVAL_BUDGETS: dict[str, EvalBudget] = {
     "full": EvalBudget(lengths=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 2048),
                        samples=(500,) * 9 + (100, 100)),
 }
+
+
+@dataclass(frozen=True)
+class HoldsBudget:
+    """What the chapter "What the memory holds" measures: the decoding probe's training samples (at 32
+    and 64 segments, training book), held-out samples at 32 and 256 segments, patching pairs and
+    overwriting samples (at 32 segments)."""
+
+    name: str
+    train_samples: tuple[int, int]  # at 32 and at 64 segments
+    short_samples: int
+    long_samples: int
+    pairs: int
+    overwrite_samples: int
+
+    def __post_init__(self) -> None:
+        counts = (*self.train_samples, self.short_samples, self.long_samples, self.pairs, self.overwrite_samples)
+        if len(self.train_samples) != 2 or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in counts):
+            raise ValueError(f"HoldsBudget {self.name!r}: every count must be a positive int, got {counts}")
+
+    @classmethod
+    def named(cls, budget: str) -> "HoldsBudget":
+        return HOLDS_BUDGETS[check_budget(budget)]
+
+
+HOLDS_BUDGETS: dict[str, HoldsBudget] = {
+    # About a minute and a half on 2 cores; a sixth of the pairs are not eligible (a fact in the first or
+    # the question's segment), so 240 pairs leave about 200.
+    "ci": HoldsBudget("ci", train_samples=(400, 50), short_samples=200, long_samples=64, pairs=240,
+                      overwrite_samples=200),
+    "full": HoldsBudget("full", train_samples=(800, 100), short_samples=500, long_samples=200, pairs=600,
+                        overwrite_samples=500),
+}

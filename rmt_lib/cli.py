@@ -234,7 +234,13 @@ def _add_probe(p: argparse.ArgumentParser) -> None:
                                                    "memory_change, distance_matrix, ...) and summary")
     p.add_argument("--batch-size", type=_positive_int, default=32, help="samples per forward pass (default 32)")
     p.add_argument("--no-attention", action="store_true", help="skip attention maps (memory statistics only)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap and head-selection seed (default 0)")
+    p.add_argument("--decode", action="store_true",
+                   help="also fit a linear decoding probe on the training book's memory states and read every "
+                        "actor's location from each memory state (JSON key `decoding`)")
+    p.add_argument("--patch", action="store_true",
+                   help="also patch the memory: each sample against a donor (its story with the supporting "
+                        "fact moved, in other prose), reset and noise (JSON key `patching`)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap, head-selection and patching seed (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -253,6 +259,7 @@ def _run_probe(args: argparse.Namespace) -> int:
     result = probe_samples(model, tokenizer, samples, batch_size=args.batch_size, seed=args.seed,
                            attention_segments="none" if args.no_attention else "facts_and_question",
                            progress=not args.no_progress)
+    result.update(_memory_probes(args, model, tokenizer, samples))
     write_probe_json(result, args.output)
     mc = result["summary"]["memory_change"]
     if "auc" in mc:
@@ -262,8 +269,33 @@ def _run_probe(args: argparse.Namespace) -> int:
     if write:
         print(f"write attention on fact tokens: {write['mean_over_heads']['lift']['estimate']:.2f}x their share "
               f"(mean over heads)")
+    if "decoding" in result:
+        asked = result["decoding"]["summary"]["asked_at_question"]
+        print(f"decoded location of the asked actor at the question: {asked['estimate']:.1%} right")
+    if result.get("patching", {}).get("summary", {}).get("n_eligible"):
+        follows = result["patching"]["summary"]["fact_follows"]
+        print(f"patching after the fact segment: the answer follows the donor in {follows['estimate']:.1%}")
     print(f"probed {len(samples)} samples -> {args.output}")
     return 0
+
+
+def _memory_probes(args: argparse.Namespace, model, tokenizer, samples) -> dict:
+    """The decoding and patching results that --decode and --patch ask for (new keys of the probe JSON)."""
+    from rmt_lib.data import ACTORS
+    from rmt_lib.probes import decode, patch
+
+    extra = {}
+    if args.decode:
+        probe = decode.fit_decoding_probe(model, tokenizer, progress=not args.no_progress)
+        states = decode.collect_memory_states(model, tokenizer, samples, batch_size=args.batch_size)
+        extra["decoding"] = {"classes": list(decode.CLASSES), "actors": list(ACTORS),
+                             "summary": decode.decoding_accuracy(probe, states, seed=args.seed),
+                             "samples": decode.decoding_records(probe, states)}
+    if args.patch:
+        pairs = patch.patch_pairs(model, tokenizer, samples, seed=args.seed)
+        extra["patching"] = patch.patch_memory(model, tokenizer, pairs, seed=args.seed, batch_size=args.batch_size,
+                                               progress=not args.no_progress)
+    return extra
 
 
 @_command("figures", help="Write Figure 8 (a)-(d) as PNG and SVG, from the shipped model or --checkpoint.")

@@ -16,7 +16,8 @@ from rmt_lib.probes.claims import target_check
 torch = pytest.importorskip("torch")
 
 from rmt_lib.data import Sample, generate_samples, load_tokenizer  # noqa: E402
-from rmt_lib.model import RecurrentMemoryTransformer, RMTConfig  # noqa: E402
+from rmt_lib.model import RecurrentMemoryTransformer  # noqa: E402
+from tests.helpers import tiny_rmt, word_prose
 
 SEGMENT = 16
 
@@ -50,10 +51,7 @@ def tokenizer():
 
 
 def _model(tokenizer, seed: int = 0) -> RecurrentMemoryTransformer:
-    torch.manual_seed(seed)
-    cfg = RMTConfig(vocab_size=tokenizer.vocab_size, hidden_size=8, num_layers=2, num_heads=2,
-                    segment_size=SEGMENT, num_memory_tokens=2)
-    return RecurrentMemoryTransformer(cfg).eval()
+    return tiny_rmt(tokenizer, SEGMENT, seed)
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +61,7 @@ def model(tokenizer):
 
 @pytest.fixture(scope="module")
 def background(tmp_path_factory):
-    rng = np.random.default_rng(5)
-    words = "the of and to a in that was her it his she he not be had with for as you at but on all".split()
-    sentences = [" ".join(rng.choice(words, size=int(rng.integers(4, 15)))).capitalize() + "." for _ in range(300)]
-    folder = tmp_path_factory.mktemp("prose")
-    (folder / "prose.txt").write_text(" ".join(sentences))
-    return folder
+    return word_prose(tmp_path_factory.mktemp("prose"))
 
 
 def _probe(model, tokenizer, background, cache_dir, **kw):

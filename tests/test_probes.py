@@ -9,6 +9,7 @@ from hypothesis.extra import numpy as hnp
 
 from rmt_lib import probes, stats
 from rmt_lib.probes import AttentionLayout
+from tests.helpers import tiny_rmt, word_prose
 
 # A hand-built trajectory of 2-d memory states: segment 1 and 3 hold facts (big moves), the others
 # barely move the memory. Index 0 is the initial memory.
@@ -344,20 +345,12 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def model(tokenizer):
-    torch.manual_seed(0)
-    cfg = RMTConfig(vocab_size=tokenizer.vocab_size, hidden_size=8, num_layers=2, num_heads=2,
-                    segment_size=SEGMENT, num_memory_tokens=2)
-    return RecurrentMemoryTransformer(cfg).eval()
+    return tiny_rmt(tokenizer, SEGMENT)
 
 
 @pytest.fixture(scope="module")
 def background(tmp_path_factory):
-    rng = np.random.default_rng(5)
-    words = "the of and to a in that was her it his she he not be had with for as you at but on all".split()
-    sentences = [" ".join(rng.choice(words, size=int(rng.integers(4, 15)))).capitalize() + "." for _ in range(300)]
-    folder = tmp_path_factory.mktemp("prose")
-    (folder / "prose.txt").write_text(" ".join(sentences))
-    return folder
+    return word_prose(tmp_path_factory.mktemp("prose"))
 
 
 @pytest.fixture(scope="module")

@@ -34,8 +34,8 @@ import numpy as np
 from rmt_lib.display.html import FACT_HIGHLIGHT, highlight_facts
 from rmt_lib.plots import SegmentFrames
 
-__all__ = ["FACT_HIGHLIGHT", "ScrubberData", "SegmentAttention", "SegmentScrubber", "default_frames", "frame_png",
-           "opening_segment",
+__all__ = ["FACT_HIGHLIGHT", "ScrubberData", "SegmentAttention", "SegmentScrubber", "StaticFrame", "default_frames",
+           "frame_png", "opening_segment", "spread_frames", "static_frames_html",
            "frame_renderer", "live_scrubber", "segment_caption", "segment_html", "static_scrubber",
            "static_scrubber_html"]
 
@@ -180,15 +180,22 @@ def default_frames(data: ScrubberData, max_frames: int = 48) -> list[int]:
     """Every segment when there are at most `max_frames`; otherwise the fact and question segments,
     their neighbours, and evenly spaced others, up to `max_frames` in all (so a 256-segment sample
     does not put 256 images in a page)."""
-    S = data.n_segments
+    marked = (*data.fact_segments, *(() if data.question_segment is None else (data.question_segment,)))
+    return spread_frames(data.n_segments, marked, max_frames)
+
+
+def spread_frames(n_segments: int, marked, max_frames: int) -> list[int]:
+    """Segments 0..n_segments - 1 when at most `max_frames`; else the first, the last, the `marked` ones and
+    their neighbours, and evenly spaced others up to `max_frames` (exceeded only when marks need more)."""
+    S = n_segments
     if S <= max_frames:
         return list(range(S))
     keep = {0, S - 1}
-    for s in (*data.fact_segments, *(() if data.question_segment is None else (data.question_segment,))):
+    for s in marked:
         keep.update(x for x in (s - 1, s, s + 1) if 0 <= x < S)
     room = max(0, max_frames - len(keep))
     keep.update(int(x) for x in np.linspace(0, S - 1, room + 2)[1:-1])
-    return sorted(keep)  # may exceed max_frames only when facts alone need more
+    return sorted(keep)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -282,25 +289,48 @@ def static_scrubber_html(data: ScrubberData, *, segments: Sequence[int] | None =
     # The frame shown first: the first fact segment's where it is carried (`opening_segment`), else the first.
     first = chosen.index(opening_segment(data)) if opening_segment(data) in chosen else 0
     renderer = frame_renderer(data)
-    frames = []
-    for i, s in enumerate(chosen):
-        png = base64.b64encode(frame_png(renderer, s, dpi=dpi)).decode("ascii")
+    frames = [StaticFrame(s, segment_caption(data, s), segment_html(data, s), frame_png(renderer, s, dpi=dpi))
+              for s in chosen]
+    return static_frames_html(frames, n_segments=data.n_segments, first=first)
+
+
+@dataclass(frozen=True)
+class StaticFrame:
+    """One frame of a static scrubber: its segment, caption, HTML text (may be empty) and PNG image."""
+
+    segment: int
+    caption: str
+    text_html: str
+    png: bytes
+
+
+def static_frames_html(frames: Sequence[StaticFrame], *, n_segments: int, first: int = 0) -> str:
+    """Frames in a slider (layout in the module docstring), frame `first` shown. The element id is a hash
+    of the content, so the same frames give the same bytes."""
+    if not frames:
+        raise ValueError("a static scrubber needs at least one frame")
+    if not 0 <= first < len(frames):
+        raise ValueError(f"first must be a frame number in 0..{len(frames) - 1}, got {first}")
+    parts = []
+    for i, f in enumerate(frames):
         hidden = "" if i == first else " hidden"
-        frames.append(
-            f'<div class="rmt-scrubber-frame" data-segment="{s}"{hidden}>'
-            f'<p class="rmt-scrubber-caption"><b>{html.escape(segment_caption(data, s))}</b></p>'
-            f'<div style="max-height:12em;overflow:auto;border:1px solid #ddd;padding:4px">{segment_html(data, s)}</div>'
-            f'<img alt="segment {s}" style="max-width:100%" src="data:image/png;base64,{png}"/></div>')
-    body = "".join(frames)
+        png = base64.b64encode(f.png).decode("ascii")
+        text = (f'<div style="max-height:12em;overflow:auto;border:1px solid #ddd;padding:4px">{f.text_html}</div>'
+                if f.text_html else "")
+        parts.append(
+            f'<div class="rmt-scrubber-frame" data-segment="{f.segment}"{hidden}>'
+            f'<p class="rmt-scrubber-caption"><b>{html.escape(f.caption)}</b></p>{text}'
+            f'<img alt="segment {f.segment}" style="max-width:100%" src="data:image/png;base64,{png}"/></div>')
+    body = "".join(parts)
     uid = "rmt-scrubber-" + hashlib.sha256(body.encode()).hexdigest()[:16]
     controls = (
         '<div class="rmt-scrubber-controls" style="display:flex;gap:8px;align-items:center">'
         '<button type="button" class="rmt-scrubber-prev">&#9664;</button>'
-        f'<input type="range" class="rmt-scrubber-slider" min="0" max="{len(chosen) - 1}" value="{first}" step="1" '
+        f'<input type="range" class="rmt-scrubber-slider" min="0" max="{len(frames) - 1}" value="{first}" step="1" '
         'style="flex:1" aria-label="segment"/>'
         '<button type="button" class="rmt-scrubber-next">&#9654;</button>'
-        f'<span class="rmt-scrubber-label">segment {chosen[first]} of {data.n_segments}</span></div>')
-    script = _SCRIPT % {"id": uid, "n_segments": data.n_segments}
+        f'<span class="rmt-scrubber-label">segment {frames[first].segment} of {n_segments}</span></div>')
+    script = _SCRIPT % {"id": uid, "n_segments": n_segments}
     return f'<div class="rmt-scrubber" id="{uid}">{controls}{body}</div>{script}'
 
 

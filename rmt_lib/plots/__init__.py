@@ -17,6 +17,7 @@ so a notebook cell that returns a figure shows it exactly once and a script can 
     evaluation      accuracy vs. input length (ours beside the paper's), right vs. wrong answers, checks
     execution       how long each chapter of the book took
     cost            time and memory vs. length, training throughput, the evaluate command
+    decoding        decoded world states, decoding accuracy, patching, the fact over time
 
 Colour conventions:
 * distances: diverging ``RdBu`` from 0, RED = similar (small distance), BLUE = distant, as in the
@@ -27,6 +28,8 @@ Colour conventions:
 from rmt_lib.plots.attention import (plot_head_shares, plot_heads_compared, plot_read_attention, plot_share_histograms,
                                      plot_share_vs_baseline, plot_write_attention)
 from rmt_lib.plots.cost import plot_evaluate, plot_length_scaling, plot_training_throughput
+from rmt_lib.plots.decoding import (plot_asked_trajectory, plot_decoded_sample, plot_decoding_by_distance,
+                                    plot_intervention_frame, plot_patching, plot_retention)
 from rmt_lib.plots.data import plot_fact_positions, plot_grammar_comparison, plot_segment_layout
 from rmt_lib.plots.evaluation import (plot_accuracy_vs_length, plot_against_paper, plot_failure_cases,
                                       plot_target_checks)
@@ -60,4 +63,7 @@ __all__ = [
     "plot_fact_positions", "plot_grammar_comparison", "plot_segment_layout", "plot_training_log",
     "plot_execution_times", "memory_schematic_html", "plot_lengths_in_tokens", "plot_accuracy_vs_length", "plot_against_paper", "plot_failure_cases", "plot_target_checks",
     "plot_evaluate", "plot_length_scaling", "plot_training_throughput",
+    # decoding
+    "plot_asked_trajectory", "plot_decoded_sample", "plot_decoding_by_distance", "plot_intervention_frame",
+    "plot_patching", "plot_retention",
 ]

@@ -161,3 +161,23 @@ def sample_numbers(capture, *, write_head: tuple[int, int], read_head: tuple[int
                    answer_share_mean=float(capture.read_map()[0][-1].sum()),
                    answer_share_chosen=float(capture.read_map(*read_head)[0][-1].sum()))
     return out
+
+
+# "What the memory holds": the book's thresholds for decoding and patching (32 segments).
+DECODING_TARGET = 0.95  # the asked actor's location, decoded from the state the question reads
+DECODING_CONTROL_CEILING = 0.40  # the same probe on an untrained RMT's states
+PATCH_FOLLOW_TARGET = 0.90  # the answer follows the donor's memory patched in after the fact segment
+PATCH_DISTRACTOR_CEILING = 0.05  # the answer changes when a distractor segment's memory is patched
+
+
+def memory_holds_checks(decoding: Mapping, control: Mapping, patching: Mapping) -> list[TargetCheck]:
+    """The decoding and patching thresholds: `decoding` and `control` are `decoding_accuracy` results (the
+    shipped model's and the untrained control's), `patching` is `patch_memory`'s summary."""
+    return [target_check("decoded location of the asked actor at the question", decoding["asked_at_question"],
+                         DECODING_TARGET),
+            target_check("the same, untrained control", control["asked_at_question"], DECODING_CONTROL_CEILING,
+                         at_most=True),
+            target_check("answer follows the patch after the fact segment", patching["fact_follows"],
+                         PATCH_FOLLOW_TARGET),
+            target_check("answer changes with a patch after a distractor segment", patching["distractor_changes"],
+                         PATCH_DISTRACTOR_CEILING, at_most=True)]

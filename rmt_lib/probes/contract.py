@@ -34,7 +34,8 @@ def to_json(result: Mapping) -> dict:
         e["memory_change"] = _round_list(entry["memory_change"])
         e["distance_matrix"] = _round_list(entry["distance_matrix"])
         samples.append(e)
-    return {"samples": samples, "summary": _jsonable(result["summary"])}
+    extra = {k: _jsonable(v) for k, v in result.items() if k not in ("samples", "summary")}  # e.g. decoding
+    return {"samples": samples, "summary": _jsonable(result["summary"]), **extra}
 
 
 def write_probe_json(result: Mapping, path: str | Path) -> Path:

@@ -1,0 +1,28 @@
+"""Builders the probe tests share: a tiny random RMT and a folder of word-salad prose."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rmt_lib.model import RecurrentMemoryTransformer, RMTConfig
+
+_WORDS = "the of and to a in that was her it his she he not be had with for as you at but on all".split()
+
+
+def tiny_rmt(tokenizer, segment_size: int = 16, seed: int = 0) -> RecurrentMemoryTransformer:
+    """Width 8, 2 layers x 2 heads, 2 memory tokens, random weights (torch seeded with `seed`), eval mode."""
+    torch.manual_seed(seed)
+    cfg = RMTConfig(vocab_size=tokenizer.vocab_size, hidden_size=8, num_layers=2, num_heads=2,
+                    segment_size=segment_size, num_memory_tokens=2)
+    return RecurrentMemoryTransformer(cfg).eval()
+
+
+def word_prose(folder: Path, n_sentences: int = 300, seed: int = 5) -> Path:
+    """`folder` holding prose.txt: `n_sentences` sentences of common words, the same every time."""
+    rng = np.random.default_rng(seed)
+    sentences = [" ".join(rng.choice(_WORDS, size=int(rng.integers(4, 15)))).capitalize() + "."
+                 for _ in range(n_sentences)]
+    (folder / "prose.txt").write_text(" ".join(sentences))
+    return folder
