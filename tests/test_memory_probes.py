@@ -85,7 +85,8 @@ def _synthetic_states(n_samples: int, seed: int, noise: float = 0.05) -> MemoryS
         world.append(w), last.append(lf), facts.append(tuple(fs))
     asked = tuple(f[-1][1] for f in facts)
     targets = tuple(f[-1][2] for f in facts)
-    return MemoryStates(tuple(states), tuple(world), tuple(last), tuple(facts), asked, targets, targets)
+    starts = tuple(tuple(f[0] for f in fs) for fs in facts)  # no fact is cut
+    return MemoryStates(tuple(states), tuple(world), tuple(last), tuple(facts), starts, asked, targets, targets)
 
 
 def test_the_linear_probe_reads_a_linearly_held_world_state():
@@ -103,8 +104,8 @@ def test_the_probe_is_deterministic_and_reads_nothing_from_noise():
     assert np.array_equal(a.weight, b.weight)
     noise = MemoryStates(tuple(np.random.default_rng(2).standard_normal(s.shape).astype(np.float32)
                                for s in train.states), *[getattr(train, f) for f in
-                                                         ("world", "last_fact", "facts", "asked", "targets",
-                                                          "predictions")])
+                                                         ("world", "last_fact", "facts", "fact_starts", "asked",
+                                                          "targets", "predictions")])
     control = probes.decoding_accuracy(LinearProbe.fit(noise), _synthetic_states(20, seed=1))
     assert control["asked_at_question"]["estimate"] < 0.5
 
@@ -165,14 +166,36 @@ def test_patching_records_every_intervention(model, tokenizer, samples, backgrou
     assert len(result["samples"]) == len(pairs)
     eligible = [r for r in result["samples"] if r["eligible"]]
     assert result["summary"]["n_eligible"] == len(eligible) > 0
-    for r in eligible:
+    recipients = probes.collect_memory_states(model, tokenizer, [p.recipient for p in pairs])
+    donors = probes.collect_memory_states(model, tokenizer, [p.donor for p in pairs])
+    for i, r in enumerate(result["samples"]):
+        if not r["eligible"]:
+            assert r["ineligible"] and "fact" not in r
+            continue
         assert {"fact", "distractor", "reset", "noise_x1", "noise_x4"} <= set(r)
-        assert r["distractor_segment"] < r["fact_segment"] < r["n_segments"] - 1
+        assert r["fact_segment"] < r["n_segments"] - 1
+        # before every token of every fact of both samples, cut facts included
+        assert r["distractor_segment"] < min(*recipients.fact_starts[i], *donors.fact_starts[i])
     s = result["summary"]
     assert set(s["noise_changes"]) == {"1", "4"}
     for name in ("fact_follows", "distractor_changes", "reset_right"):
         assert 0.0 <= s[name]["low"] <= s[name]["estimate"] <= s[name]["high"] <= 1.0
     json.dumps(probes.to_json({"samples": [], "summary": {}, "patching": result}))  # the JSON takes it
+
+
+def test_a_sample_without_a_fact_about_the_asked_actor_is_ineligible(model, tokenizer, samples, background):
+    from rmt_lib.data import Sample
+
+    named = {parse_fact(f)[0] for f in samples[0].facts}
+    absent = next(a for a in ACTORS if a not in named)  # two facts name at most two of the four actors
+    lone = Sample(input=samples[0].input, question=f"Where is {absent}?", target="garden", facts=samples[0].facts,
+                  fact_char_spans=samples[0].fact_char_spans)
+    pairs = probes.patch_pairs(model, tokenizer, [lone, samples[1]], seed=0, background=background)
+    assert pairs[0].donor is None and pairs[1].donor is not None
+    result = probes.patch_memory(model, tokenizer, pairs)
+    assert result["samples"][0]["ineligible"] == "no fact about the asked actor"
+    with pytest.raises(ValueError, match="no donor"):
+        probes.intervention_frames(model, tokenizer, None, pairs[0])
 
 
 def test_zero_noise_keeps_every_answer(model, tokenizer, samples, background):

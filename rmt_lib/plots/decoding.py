@@ -11,7 +11,8 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
 from rmt_lib.data import ACTORS, LOCATIONS
-from rmt_lib.plots.style import FACT_COLOUR, OTHER_COLOUR, REFERENCE_COLOUR, RIGHT_COLOUR, WRONG_COLOUR, new_figure
+from rmt_lib.plots.style import (FACT_COLOUR, OTHER_COLOUR, REFERENCE_COLOUR, RIGHT_COLOUR, WRONG_COLOUR, new_figure,
+                                 panel_note)
 
 CLASS_NAMES = (*LOCATIONS, "not seen")
 # One colour per location, light grey for "not seen" (the probe's classes, in CLASSES order).
@@ -87,6 +88,11 @@ def plot_patching(summary: Mapping, *, follow_target: float | None = None,
     """Left: what each intervention did (`patch_memory`'s summary), with 95% intervals and the book's
     thresholds. Right: how often noise changes the answer, against its size in typical distractor changes,
     with the fact's own change marked on the same scale."""
+    if not summary.get("n_eligible"):
+        fig, axes = new_figure(10.5, 3.6, ncols=2)
+        for ax in axes[0]:
+            panel_note(ax, "no eligible pair: nothing was patched")
+        return fig
     rows = [("answer follows the donor's fact\n(patch after the fact segment)", summary["fact_follows"], follow_target),
             ("answer changes\n(patch after a distractor segment)", summary["distractor_changes"], change_target),
             ("answer still right\n(memory reset after the fact)", summary["reset_right"], chance)]
@@ -148,6 +154,10 @@ def plot_retention(records: Sequence[Mapping], *, lost_fractions: Sequence[float
     supporting fact (`fact_retention` records), for right and for wrong answers, quartiles shaded. Right:
     where the wrong answers' facts were lost (0: just after the fact, 1: just before the question)."""
     fig, axes = new_figure(10.0, 3.6, ncols=2, width_ratios=(1.5, 1.0))
+    if not records:
+        for ax in axes[0]:
+            panel_note(ax, "no sample holds its supporting fact before the question's segment")
+        return fig
     ax = axes[0, 0]
     edges = np.unique(np.r_[0, np.geomspace(1, max(2, max(len(r["confidence"]) for r in records)), 12).astype(int)])
     for correct, colour, name in ((True, RIGHT_COLOUR, "right answers"), (False, WRONG_COLOUR, "wrong answers")):

@@ -173,6 +173,9 @@ PATCH_DISTRACTOR_CEILING = 0.05  # the answer changes when a distractor segment'
 def memory_holds_checks(decoding: Mapping, control: Mapping, patching: Mapping) -> list[TargetCheck]:
     """The decoding and patching thresholds: `decoding` and `control` are `decoding_accuracy` results (the
     shipped model's and the untrained control's), `patching` is `patch_memory`'s summary."""
+    if not patching.get("n_eligible"):
+        raise ValueError("no eligible patching pair: patch more samples (a fact in the first segment, or a "
+                         "supporting fact in the question's, leaves nothing to patch)")
     return [target_check("decoded location of the asked actor at the question", decoding["asked_at_question"],
                          DECODING_TARGET),
             target_check("the same, untrained control", control["asked_at_question"], DECODING_CONTROL_CEILING,

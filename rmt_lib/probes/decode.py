@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from rmt_lib.data import ACTORS, LOCATIONS, encode_qa1, find_facts, generate_samples
-from rmt_lib.data.batching import NOT_SEEN, aux_labels, length_groups
+from rmt_lib.data.batching import NOT_SEEN, length_groups
 from rmt_lib.data.grammar import parse_fact, parse_question
 from rmt_lib.model.capture import run_with_cache
 from rmt_lib.probes.heldout import MEASURE_SEED
@@ -45,6 +45,7 @@ class MemoryStates:
     world: tuple[np.ndarray, ...]  # per sample (S + 1, A) int64: each actor's CLASSES index at each state
     last_fact: tuple[np.ndarray, ...]  # per sample (S + 1, A) int64: segment of the actor's last fact read, -1
     facts: tuple[tuple[tuple[int, int, int], ...], ...]  # per sample, per fact: (segment, actor, location)
+    fact_starts: tuple[tuple[int, ...], ...]  # per sample, per fact: the segment of its first token
     asked: tuple[int, ...]  # ACTORS index of the actor the question asks about
     targets: tuple[int, ...]  # LOCATIONS index of the right answer
     predictions: tuple[int, ...]  # LOCATIONS index of the model's answer
@@ -92,8 +93,9 @@ def collect_memory_states(model, tokenizer, samples: Sequence, *, batch_size: in
                     states[i] = trace.memory_states[row]  # (S + 1, M, D)
                     predictions[i] = int(out.logits[row].argmax())
                 bar.update(len(idx))
-    world, last, facts = zip(*(_world(s, e) for s, e in zip(samples, encoded))) if samples else ((), (), ())
-    return MemoryStates(tuple(states), tuple(world), tuple(last), tuple(facts),
+    described = [_world(s, e, cfg.segment_size) for s, e in zip(samples, encoded)]
+    world, last, facts, starts = zip(*described) if described else ((),) * 4
+    return MemoryStates(tuple(states), tuple(world), tuple(last), tuple(facts), tuple(starts),
                         tuple(ACTORS.index(parse_question(s.question)) for s in samples),
                         tuple(e.target_index for e in encoded), tuple(predictions))
 
@@ -121,26 +123,29 @@ def held_out_states(model, tokenizer, *, n_segments: int, n_samples: int, seed: 
 
 
 def _with_facts(sample):
-    """The sample with its fact sentences listed (found by the bAbI grammar when it lists none)."""
-    if sample.facts:
+    """The sample with its facts listed with their spans: its own where it lists both, else every fact
+    sentence the bAbI grammar finds in its input (the input is the truth of what the model reads)."""
+    if sample.facts and sample.fact_char_spans:
         return sample
     spans = tuple(find_facts(sample.input))
     return dataclasses.replace(sample, facts=tuple(sample.input[a:b] for a, b in spans), fact_char_spans=spans)
 
 
-def _world(sample, enc) -> tuple[np.ndarray, np.ndarray, tuple]:
-    """(S + 1, A) world state and (S + 1, A) last-fact segment per state, and the facts as
-    (segment, actor, location); state 0 (the initial memory) has seen nothing."""
-    labels = aux_labels(sample, enc)  # (S, A): after each segment
-    world = np.concatenate([np.full((1, len(ACTORS)), NOT_SEEN, dtype=np.int64), labels])  # (S + 1, A)
+def _world(sample, enc, segment_size: int) -> tuple[np.ndarray, np.ndarray, tuple, tuple]:
+    """(S + 1, A) world state and (S + 1, A) last-fact segment per state, the facts as (segment, actor,
+    location), and the segment of each fact's first token. A fact counts from the segment holding its last
+    token (`fact_segments`); state 0, the initial memory, has seen nothing."""
+    world = np.full((enc.n_segments + 1, len(ACTORS)), NOT_SEEN, dtype=np.int64)
     last = np.full(world.shape, -1, dtype=np.int64)
     facts = []
-    for text, segment in zip(sample.facts, enc.fact_segments):
+    for text, segment in zip(sample.facts, enc.fact_segments, strict=True):  # _with_facts lists them all
         actor, _, location = parse_fact(text)
         a = ACTORS.index(actor)
-        last[segment + 1:, a] = segment  # every state after the fact's segment has read it
+        world[segment + 1:, a] = LOCATIONS.index(location)  # every state after the fact's segment has read it
+        last[segment + 1:, a] = segment
         facts.append((int(segment), a, LOCATIONS.index(location)))
-    return world, last, tuple(facts)
+    starts = tuple(int(t0 // segment_size) for t0, _ in enc.fact_token_spans)
+    return world, last, tuple(facts), starts
 
 
 def untrained_copy(model, seed: int = 0):

@@ -30,51 +30,54 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from rmt_lib.data import LOCATIONS, Sample, encode_qa1, generate_samples
-from rmt_lib.data.grammar import fact_sentence, parse_fact
+from rmt_lib.data.grammar import fact_sentence, parse_fact, parse_question
 from rmt_lib.model.capture import run_with_cache
 from rmt_lib.probes.decode import MemoryStates, _with_facts, collect_memory_states
 from rmt_lib.probes.memory import memory_change
 from rmt_lib.stats import DEFAULT_BOOTSTRAP_SEED, bootstrap_mean
 
 INTERVENTIONS: tuple[str, ...] = ("fact", "distractor", "reset", "noise")
-DONOR_SEED_OFFSET = 7919  # the donors' prose is drawn with another seed than any recipient's
+DONOR_SEED_BASE = 1_000_003  # donors' prose is drawn with seeds far from any recipient's
 
 
 @dataclass(frozen=True, eq=False)
 class PatchPair:
     recipient: Sample
-    donor: Sample  # the same story but for the supporting fact's location, in other prose of equal length
+    donor: Sample | None  # the same story but for the supporting fact's location, in other prose of equal
+    #                       length; None when the recipient has no fact about the asked actor
 
 
 def patch_pairs(model, tokenizer, samples: Sequence[Sample], *, seed: int = 0, split: str = "test",
                 background=None) -> list[PatchPair]:
     """A donor for every sample: its story with the supporting fact moved to another location (never the
-    actor's previous one: bAbI moves go somewhere new), in the same number of segments of other prose."""
-    rng = np.random.default_rng(seed)
+    actor's previous one: bAbI moves go somewhere new), in the same number of segments of other prose.
+    Each pair's draws come from a generator of its own (seed, index), so a pair does not depend on the
+    others; a sample without a fact about the asked actor gets no donor."""
     samples = [_with_facts(s) for s in samples]
     segment_size = model.config.segment_size
-    encoded = encode_qa1(samples, tokenizer, segment_size, **model.config.encoding)
+    encoded = encode_qa1(samples, tokenizer, segment_size)  # the length the generator builds donors to
     by_length: dict[int, list[int]] = defaultdict(list)
-    stories = []
+    stories: list = []
     for i, (sample, enc) in enumerate(zip(samples, encoded)):
-        stories.append(_moved_story(sample, rng))
-        by_length[enc.n_segments].append(i)
+        stories.append(_moved_story(sample, np.random.default_rng([seed, i])))
+        if stories[-1] is not None:
+            by_length[enc.n_segments].append(i)
     donors: list = [None] * len(samples)
     for n_segments, idx in sorted(by_length.items()):
         made = generate_samples("qa1", n_samples=len(idx), n_segments=n_segments, split=split, background=background,
-                                seed=seed + DONOR_SEED_OFFSET + n_segments, segment_size=segment_size,
+                                seed=DONOR_SEED_BASE + 1000 * seed + n_segments, segment_size=segment_size,
                                 tokenizer=tokenizer, stories=[stories[i] for i in idx])
         for i, donor in zip(idx, made):
             donors[i] = donor
     return [PatchPair(r, d) for r, d in zip(samples, donors)]
 
 
-def _moved_story(sample: Sample, rng: np.random.Generator) -> Sample:
+def _moved_story(sample: Sample, rng: np.random.Generator) -> Sample | None:
     facts = [parse_fact(f) for f in sample.facts]
-    asked = sample.question.split()[-1].rstrip("?")
+    asked = parse_question(sample.question)
     about = [k for k, (actor, _, _) in enumerate(facts) if actor == asked]
     if not about:
-        raise ValueError(f"no fact about {asked} in the sample asking {sample.question!r}: nothing to patch")
+        return None
     k = about[-1]
     before = facts[about[-2]][2] if len(about) > 1 else None
     choices = [loc for loc in LOCATIONS if loc not in (facts[k][2], before)]
@@ -95,20 +98,24 @@ class _Edit:
 def patch_memory(model, tokenizer, pairs: Sequence[PatchPair], *, noise_scales: Sequence[float] = (1.0,),
                  seed: int = 0, batch_size: int = 32, progress: bool = False,
                  n_resamples_seed: int = DEFAULT_BOOTSTRAP_SEED) -> dict:
-    """Every intervention (module docstring) on every eligible pair: those whose facts lie after the first
-    segment and whose supporting facts lie before the question's segment (else nothing can be patched
-    between them). Returns ``{"samples": [...], "summary": {...}}``: per pair, the answers with and without
-    each intervention; in the summary, the rates with 95% bootstrap intervals over pairs."""
+    """Every intervention (module docstring) on every eligible pair: one with a donor of the recipient's
+    length, whose facts (in both samples) begin after the first segment and whose supporting facts lie
+    before the question's segment (else nothing can be patched between them). Returns ``{"samples": [...],
+    "summary": {...}}``: per pair, the answers with and without each intervention (an ineligible pair's
+    record says why, and has no intervention keys); in the summary, the rates with 95% bootstrap intervals
+    over eligible pairs."""
     if not pairs:
         raise ValueError("patch_memory needs at least one pair")
     if not noise_scales or min(noise_scales) < 0:
         raise ValueError(f"noise_scales must be non-negative numbers, got {tuple(noise_scales)}")
     rec = collect_memory_states(model, tokenizer, [p.recipient for p in pairs], batch_size=batch_size, progress=progress)
-    don = collect_memory_states(model, tokenizer, [p.donor for p in pairs], batch_size=batch_size, progress=progress)
-    rng = np.random.default_rng(seed)
+    with_donor = [i for i, p in enumerate(pairs) if p.donor is not None]
+    don = collect_memory_states(model, tokenizer, [pairs[i].donor for i in with_donor], batch_size=batch_size,
+                                progress=progress)
+    donor_row = {i: k for k, i in enumerate(with_donor)}
     records, edits = [], defaultdict(list)
     for i in range(len(pairs)):
-        record, planned = _plan(i, rec, don, rng, noise_scales)
+        record, planned = _plan(i, rec, don, donor_row.get(i), np.random.default_rng([seed, i]), noise_scales)
         records.append(record)
         for name, edit in planned.items():
             edits[name].append(edit)
@@ -119,27 +126,33 @@ def patch_memory(model, tokenizer, pairs: Sequence[PatchPair], *, noise_scales: 
     return {"samples": records, "summary": _summary(records, noise_scales, n_resamples_seed)}
 
 
-def _plan(i: int, rec: MemoryStates, don: MemoryStates, rng, noise_scales) -> tuple[dict, dict]:
-    """The record of pair i and its edits (intervention name -> _Edit); no edits for an ineligible pair."""
+def _plan(i: int, rec: MemoryStates, don: MemoryStates, j: int | None, rng, noise_scales) -> tuple[dict, dict]:
+    """The record of pair i (donor row j) and its edits (intervention name -> _Edit); none if ineligible."""
     S = rec.n_segments(i)
-    fact_r, fact_d = rec.supporting_fact(i)[0], don.supporting_fact(i)[0]
-    first = min(min(f[0] for f in rec.facts[i]), min(f[0] for f in don.facts[i]))
-    record = {"n_segments": S, "fact_segment": fact_r, "donor_fact_segment": fact_d,
-              "target": LOCATIONS[rec.targets[i]], "donor_target": LOCATIONS[don.targets[i]],
-              "prediction": LOCATIONS[rec.predictions[i]], "donor_prediction": LOCATIONS[don.predictions[i]],
-              "eligible": bool(first >= 1 and max(fact_r, fact_d) < S - 1)}
-    if not record["eligible"]:
-        return record, {}
+    record = {"n_segments": S, "target": LOCATIONS[rec.targets[i]], "prediction": LOCATIONS[rec.predictions[i]],
+              "eligible": False}
+    if j is None:
+        return {**record, "ineligible": "no fact about the asked actor"}, {}
+    record.update(donor_target=LOCATIONS[don.targets[j]], donor_prediction=LOCATIONS[don.predictions[j]])
+    if don.n_segments(j) != S:
+        return {**record, "ineligible": f"the donor has {don.n_segments(j)} segments"}, {}
+    fact_r, fact_d = rec.supporting_fact(i)[0], don.supporting_fact(j)[0]
+    first = min(*rec.fact_starts[i], *don.fact_starts[j])  # a cut fact begins a segment before its own
+    record.update(fact_segment=fact_r, donor_fact_segment=fact_d)
+    if first < 1 or max(fact_r, fact_d) >= S - 1:
+        return {**record, "ineligible": "a fact begins in the first segment, or answers in the question's"}, {}
+    record["eligible"] = True
     states = rec.states[i]  # (S + 1, M, D)
-    distractor = int(rng.integers(first))  # a segment before any fact of either sample
+    distractor = int(rng.integers(first))  # a segment before any token of any fact of either sample
     changes = memory_change(states)  # (S,)
     fact_free = np.ones(S, dtype=bool)
-    fact_free[[f[0] for f in rec.facts[i]]] = False
+    for (end, _, _), begin in zip(rec.facts[i], rec.fact_starts[i]):
+        fact_free[begin:end + 1] = False
     fact_free[-1] = False  # the question's segment
     typical = float(np.median(changes[fact_free])) if fact_free.any() else float(np.median(changes))
     record.update(distractor_segment=distractor, distractor_change=typical, fact_change=float(changes[fact_r]))
-    edits = {"fact": _Edit(i, fact_r, don.states[i][fact_d + 1]),
-             "distractor": _Edit(i, distractor, don.states[i][distractor + 1]),
+    edits = {"fact": _Edit(i, fact_r, don.states[j][fact_d + 1]),
+             "distractor": _Edit(i, distractor, don.states[j][distractor + 1]),
              "reset": _Edit(i, fact_r, states[0])}
     after = states[fact_r + 1].astype(np.float64)
     direction = rng.standard_normal(after.shape)
@@ -169,7 +182,7 @@ def _continue(model, encoded, edits: Sequence[_Edit], batch_size: int,
             ids = np.stack([encoded[edits[k].pair].input_ids[(edits[k].segment + 1) * L:] for k in chunk])  # (B, T')
             memory = np.stack([edits[k].state for k in chunk])  # (B, M, D)
             out, trace = run_with_cache(model, ids, memory=keep_states, start_memory=memory)
-            scores = out.logits.float().numpy()  # (B, num_answers)
+            scores = out.logits.float().cpu().numpy()  # (B, num_answers)
             for row, k in enumerate(chunk):  # the question reads the state before the last segment: index -2
                 results[k] = (scores[row], trace.memory_states[row, -2] if keep_states else None)
     return results
@@ -224,6 +237,8 @@ def intervention_frames(model, tokenizer, probe, pair: PatchPair,
                         segments: Sequence[int] | None = None) -> InterventionFrames:
     """Reset the recipient's memory, or put the donor's in its place, after each of `segments` (default:
     all but the question's), and record the answer and what `probe` decodes at the question."""
+    if pair.donor is None:
+        raise ValueError("this pair has no donor (no fact about the asked actor): nothing to patch in")
     rec = collect_memory_states(model, tokenizer, [pair.recipient])
     don = collect_memory_states(model, tokenizer, [pair.donor])
     S = rec.n_segments(0)

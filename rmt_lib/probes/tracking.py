@@ -47,6 +47,8 @@ def overwriting(probe: LinearProbe, data: MemoryStates, *, seed: int = DEFAULT_B
     holds the first one between the facts (``holds_first``: at every state from the first fact's segment
     up to the second's) and switches at the second fact's segment (``switches_at_fact``: first decoded
     at the state after it, and not before). Pairs of facts in one segment count for the answers only."""
+    if not len(data):
+        raise ValueError("overwriting needs at least one sample (build them with overwrite_samples)")
     records = []
     for i in range(len(data)):
         moves = [f for f in data.facts[i] if f[1] == data.asked[i]]
@@ -109,8 +111,10 @@ def _wrong_tail(wrong: np.ndarray, n: int) -> int | None:
 
 def _retention_summary(records: list[dict], seed: int) -> dict:
     wrong = [r for r in records if not r["correct"]]
-    summary = {"n_samples": len(records), "n_wrong": len(wrong),
-               "accuracy": bootstrap_mean(np.array([r["correct"] for r in records], dtype=float), seed=seed).to_dict()}
+    summary = {"n_samples": len(records), "n_wrong": len(wrong)}
+    if not records:
+        return summary  # every supporting fact was in its question's segment
+    summary["accuracy"] = bootstrap_mean(np.array([r["correct"] for r in records], dtype=float), seed=seed).to_dict()
     if wrong:
         kept = np.array([r["lost_at"] is None for r in wrong], dtype=float)
         summary["wrong_kept_fact"] = bootstrap_mean(kept, seed=seed).to_dict()  # decoded right at the question
