@@ -328,7 +328,7 @@ def _run_figures(args: argparse.Namespace) -> int:
     with atomic_folder(out) as tmp:  # all of the set or none of it: a failure part-way writes nothing
         model, tokenizer = _load_checkpoint(args.checkpoint, args.device)
         inputs = figure8_inputs(model, tokenizer, seed=args.seed, n_heldout=args.heldout, split=args.split,
-                                background=args.background)
+                                background=args.background, cache=False)  # a command writes only its output
         names = [path.name for name, fig in figure8_panels(inputs).items() for path in save_figure(fig, tmp / name)]
         write_json(tmp / "figure8.json", inputs.describe(), indent=2)
     for name in [*names, "figure8.json"]:

@@ -10,7 +10,7 @@ from rmt_lib.data import generate_samples
 from rmt_lib.paper import FIGURE8_LONG, FIGURE8_SHORT
 from rmt_lib.probes.attention import choose_head
 from rmt_lib.probes.capture import SampleCapture, capture_sample
-from rmt_lib.probes.run import probe_samples
+from rmt_lib.probes.heldout import held_out_probe
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,13 +39,15 @@ class Figure8Inputs:
 
 
 def figure8_inputs(model, tokenizer, *, seed: int = 0, n_heldout: int = 64, split: str = "test",
-                   background=None, n_candidates: int = 16, progress: bool = False) -> Figure8Inputs:
+                   background=None, n_candidates: int = 16, progress: bool = False,
+                   cache: bool = True) -> Figure8Inputs:
     """Generate, probe and capture everything the four panels show, reproducibly from `seed`.
 
     The displayed samples are two-fact samples drawn with `seed` (the first of `n_candidates` whose
     facts lie in different, non-question segments). The heads for (c) and (d) are chosen on
     `n_heldout` *other* two-fact samples (seed + 1) at FIGURE8_SHORT segments, by `choose_head`.
-    `split` and `background` choose the prose (rmt_lib.data.generate_samples).
+    `split` and `background` choose the prose (rmt_lib.data.generate_samples). With `cache`, the held-out
+    probe is read from (or written to) the disk cache of `held_out_probe`, which gives the same numbers.
     """
     L = model.config.segment_size
     common = dict(task="qa1", n_facts=2, split=split, background=background, segment_size=L, tokenizer=tokenizer)
@@ -56,8 +58,9 @@ def figure8_inputs(model, tokenizer, *, seed: int = 0, n_heldout: int = 64, spli
         return good[0] if good else candidates[0]
 
     short_sample, long_sample = pick(FIGURE8_SHORT), pick(FIGURE8_LONG)
-    heldout_samples = generate_samples(n_samples=n_heldout, n_segments=FIGURE8_SHORT, seed=seed + 1, **common)
-    heldout = probe_samples(model, tokenizer, heldout_samples, progress=progress)
+    # Several chapters choose the same heads: their held-out probe comes from the shared disk cache.
+    heldout = held_out_probe(model, tokenizer, n_segments=FIGURE8_SHORT, n_samples=n_heldout, seed=seed + 1,
+                             n_facts=2, split=split, background=background, cache=cache, progress=progress).result
     write = [w["share"] for e in heldout["samples"] for w in e["write_attention"]]
     read = [e["read_attention"]["memory_share"] for e in heldout["samples"] if e["read_attention"]]
     return Figure8Inputs(
