@@ -50,3 +50,14 @@ def test_split_streams_are_merged_and_missing_outputs_are_flagged():
     assert differences(a, notebook(("print(1); print(2)", [text("1\n"), text("2\n")])), SANITIZE) == []
     assert "output kinds" in differences(a, notebook(("print(1); print(2)", [])), SANITIZE)[0]
     assert "other code" in differences(a, notebook(("print(3)", [text("1\n2\n")])), SANITIZE)[0]
+
+
+def test_images_inside_a_scrubbers_html_are_not_compared_but_its_text_is():
+    def page(png: str, caption: str) -> dict:
+        return result(**{"text/html": f'<div class="rmt-scrubber" id="rmt-scrubber-{png * 16}"><p>{caption}</p>'
+                                      f'<img src="data:image/png;base64,{png * 40}="/></div>',
+                         "text/plain": "<IPython.core.display.HTML object>"})
+
+    a = notebook(("scrub", [page("a", "segment 3 of 32")]))
+    assert differences(a, notebook(("scrub", [page("b", "segment 3 of 32")])), SANITIZE) == []
+    assert "text/html" in differences(a, notebook(("scrub", [page("b", "segment 4 of 32")])), SANITIZE)[0]
