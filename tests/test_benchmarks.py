@@ -321,3 +321,91 @@ def test_the_paper_model_benchmark_measures_and_refuses_bad_options(tmp_path):
     done = subprocess.run([sys.executable, str(script), "--segments", "0", "--output", str(tmp_path / "x.json")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and done.stderr.startswith("error:") and not (tmp_path / "x.json").exists()
+
+
+# --- training beside the reference RMT code ----------------------------------------------------------------
+
+# A stand-in with the reference's interface (MemoryCell(backbone, num_mem_tokens), RecurrentWrapper(cell,
+# **rmt_kwargs), forward(input_ids, labels, labels_mask) -> {"loss"}): the real file is read by path, never
+# copied here, and CI does not have it.
+FAKE_REFERENCE = '''
+import torch
+class MemoryCell(torch.nn.Module):
+    def __init__(self, base_model, num_mem_tokens):
+        super().__init__()
+        self.model = base_model
+        self.memory = torch.nn.Parameter(torch.zeros(num_mem_tokens, base_model.config.hidden_size))
+class RecurrentWrapper(torch.nn.Module):
+    def __init__(self, memory_cell, **rmt_kwargs):
+        super().__init__()
+        self.memory_cell, self.rmt_config = memory_cell, rmt_kwargs
+    def forward(self, input_ids, labels=None, labels_mask=None):
+        L, cell = self.rmt_config["segment_size"], self.memory_cell
+        memory = cell.memory.expand(len(input_ids), -1, -1)
+        for s in range(0, input_ids.shape[1], L):
+            embeds = cell.model.get_input_embeddings()(input_ids[:, s:s + L])
+            h = cell.model.base_model(inputs_embeds=torch.cat([memory, embeds, memory], 1)).last_hidden_state
+            memory = h[:, -len(cell.memory):]
+        logits = cell.model.get_output_embeddings()(h[:, len(cell.memory):-len(cell.memory)])
+        target = labels[:, -L:][labels_mask[:, -L:].roll(1, dims=1)]
+        return {"loss": torch.nn.functional.cross_entropy(logits[labels_mask[:, -L:]], target)}
+'''
+
+
+@pytest.fixture(scope="module")
+def reference_script():
+    spec = importlib.util.spec_from_file_location("benchmarks_training_reference",
+                                                  paths.REPO_ROOT / "benchmarks" / "training_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_training_beside_a_reference_reports_both_and_their_ratio(reference_script, checkpoint, tmp_path, capsys):
+    fake = tmp_path / "language_modeling.py"
+    fake.write_text(FAKE_REFERENCE)
+    out = tmp_path / "train_ref.json"
+    args = ["--checkpoint", str(checkpoint), "--segments", "2", "--batch-size", "2", "--steps", "2", "--warmup", "0",
+            "--threads", "1", "--output", str(out)]
+    assert reference_script.main([*args, "--reference", str(fake)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["results"]) == {"rmt_lib", "reference"}
+    for row in result["results"].values():
+        assert len(row["steps_s"]) == 2 and row["tokens_per_s"] > 0 and 0 < row["mfu"] < 1
+    assert result["tokens_per_step"] == 2 * 2 * TINY.segment_size and result["config"]["reference"] == fake.name
+    assert result["speedup"]["rmt_lib"] == pytest.approx(result["results"]["rmt_lib"]["tokens_per_s"]
+                                                         / result["results"]["reference"]["tokens_per_s"])
+    assert "x the reference's throughput" in capsys.readouterr().out
+    alone = tmp_path / "alone.json"
+    assert reference_script.main([*args[:-1], str(alone)]) == 0
+    assert set(json.loads(alone.read_text())["results"]) == {"rmt_lib"} and "speedup" not in alone.read_text()
+
+
+def test_training_benchmark_refuses_a_bad_reference_and_writes_nothing(reference_script, tmp_path, capsys):
+    out = tmp_path / "x.json"
+    assert reference_script.main(["--reference", str(tmp_path / "missing.py"), "--output", str(out)]) == 2
+    assert "is not a file" in capsys.readouterr().err
+    other = tmp_path / "other.py"
+    other.write_text("x = 1\n")
+    assert reference_script.main(["--reference", str(other), "--output", str(out)]) == 2
+    assert "defines no MemoryCell, RecurrentWrapper" in capsys.readouterr().err
+    assert reference_script.main(["--steps", "0", "--output", str(out)]) == 2
+    assert not out.exists()
+
+
+def test_the_training_reference_result_is_read_or_named_missing(tmp_path):
+    from rmt_lib.cost import load_training_reference, training_reference_rows
+
+    missing = load_training_reference(tmp_path / "none.json")
+    assert not missing.available and "training_reference.py" in missing.how
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    with pytest.raises(ValueError, match="no results.rmt_lib"):
+        load_training_reference(bad)
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"results": {"rmt_lib": {"tokens_per_s": 20.0, "mfu": 0.3},
+                                            "reference": {"tokens_per_s": 10.0, "mfu": 0.1}},
+                                "speedup": {"rmt_lib": 2.0}}))
+    rows = training_reference_rows(load_training_reference(good))
+    assert [(r["name"], r["speedup"]) for r in rows] == [("rmt_lib", 2.0), ("reference", None)]

@@ -23,8 +23,11 @@ The modules:
 - `sweep`: what a run measures (`CostConfig`, `TrainVariant`) and the run itself (`run_cost`);
 - `results`: reading a results file for the chapter (`load_results`, `targets`, `inference_rows`, ...).
 """
-from rmt_lib.cost.results import SCHEMA, TARGETS, compile_breakeven, inference_rows, load_results, targets
+from rmt_lib.cost.results import (MFU_TARGET, REFERENCE_SPEEDUP_TARGET, SCHEMA, TARGETS, compile_breakeven,
+                                  inference_rows, load_results, load_training_reference, targets,
+                                  training_reference_rows)
 from rmt_lib.cost.sweep import LENGTHS, CostConfig, TrainVariant, run_cost
 
 __all__ = ["LENGTHS", "SCHEMA", "TARGETS", "CostConfig", "TrainVariant", "compile_breakeven", "inference_rows",
-           "load_results", "run_cost", "targets"]
+           "load_results", "run_cost", "targets", "MFU_TARGET", "REFERENCE_SPEEDUP_TARGET", "load_training_reference",
+           "training_reference_rows"]

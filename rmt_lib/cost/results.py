@@ -108,3 +108,32 @@ def inference_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                          full_peak_mb=full and full["peak_mb"], full_working_mb=full and full["working_mb"],
                          full_predicted_peak_mb=skipped and skipped["predicted_peak_mb"]))
     return rows
+
+
+# Training throughput beside the reference RMT code (benchmarks/training_reference.py): the book's thresholds.
+REFERENCE_SPEEDUP_TARGET = 4.0  # our trainer's tokens/s over the reference's, same config, 32 segments, batch 32
+MFU_TARGET = 0.40  # model FLOPs utilisation of our step at that shape
+
+
+def load_training_reference(path: str | Path | None = None):
+    """The committed side-by-side training measurement (default data/results/training_reference.json), or a
+    `paths.Missing` that names the command writing it."""
+    rel = "data/results/training_reference.json"
+    path = Path(path) if path is not None else paths.REPO_ROOT / rel
+    if not path.is_file():
+        return paths.Missing("the training benchmark beside the reference RMT code", rel,
+                             f"python benchmarks/training_reference.py --reference PATH/language_modeling.py "
+                             f"--compile --output {rel}")
+    result = json.loads(path.read_text())
+    if "results" not in result or "rmt_lib" not in result["results"]:
+        raise ValueError(f"{path} was not written by benchmarks/training_reference.py: it has no results.rmt_lib")
+    return result
+
+
+def training_reference_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per measured trainer: tokens/s, MFU, the ratio to the reference (None when it was not
+    measured), and the compile time where there was one."""
+    speedup = result.get("speedup", {})
+    return [{"name": name, "tokens_per_s": r["tokens_per_s"], "mfu": r["mfu"], "speedup": speedup.get(name),
+             "compile_s": r.get("compile_s"), "steps_to_repay": r.get("steps_to_repay")}
+            for name, r in result["results"].items()]
