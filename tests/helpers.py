@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from rmt_lib.model import RecurrentMemoryTransformer, RMTConfig
@@ -26,3 +27,25 @@ def word_prose(folder: Path, n_sentences: int = 300, seed: int = 5) -> Path:
                  for _ in range(n_sentences)]
     (folder / "prose.txt").write_text(" ".join(sentences))
     return folder
+
+
+# Fixtures of the probe tests (import them by name into a test module): the committed tokenizer, a tiny RMT
+# of 16-token segments, and a word-prose background folder.
+SEGMENT = 16
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from rmt_lib.data import load_tokenizer
+
+    return load_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer):
+    return tiny_rmt(tokenizer, SEGMENT)
+
+
+@pytest.fixture(scope="module")
+def background(tmp_path_factory):
+    return word_prose(tmp_path_factory.mktemp("prose"))

@@ -9,30 +9,14 @@ import pytest
 import torch
 
 from rmt_lib import budgets, probes
-from rmt_lib.data import ACTORS, LOCATIONS, encode_sample, generate_samples, load_tokenizer
+from rmt_lib.data import ACTORS, LOCATIONS, encode_sample, generate_samples
 from rmt_lib.data.batching import NOT_SEEN
 from rmt_lib.data.grammar import parse_fact, parse_question
 from rmt_lib.model.capture import run_with_cache
 from rmt_lib.probes.decode import LinearProbe, MemoryStates
 from rmt_lib.probes.tracking import _wrong_tail
-from tests.helpers import tiny_rmt, word_prose
+from tests.helpers import SEGMENT, background, model, tokenizer  # noqa: F401 (fixtures)
 
-SEGMENT = 16
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return load_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def model(tokenizer):
-    return tiny_rmt(tokenizer, SEGMENT)
-
-
-@pytest.fixture(scope="module")
-def background(tmp_path_factory):
-    return word_prose(tmp_path_factory.mktemp("prose"))
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from hypothesis.extra import numpy as hnp
 
 from rmt_lib import probes, stats
 from rmt_lib.probes import AttentionLayout
-from tests.helpers import tiny_rmt, word_prose
+from tests.helpers import SEGMENT, background, model, tokenizer  # noqa: F401 (fixtures)
 
 # A hand-built trajectory of 2-d memory states: segment 1 and 3 hold facts (big moves), the others
 # barely move the memory. Index 0 is the initial memory.
@@ -332,25 +332,9 @@ def test_summary_rejects_no_samples():
 
 torch = pytest.importorskip("torch")
 
-from rmt_lib.data import Sample, encode_sample, generate_samples, load_tokenizer  # noqa: E402
+from rmt_lib.data import Sample, encode_sample, generate_samples  # noqa: E402
 from rmt_lib.model import RecurrentMemoryTransformer, RMTConfig  # noqa: E402
 
-SEGMENT = 16
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return load_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def model(tokenizer):
-    return tiny_rmt(tokenizer, SEGMENT)
-
-
-@pytest.fixture(scope="module")
-def background(tmp_path_factory):
-    return word_prose(tmp_path_factory.mktemp("prose"))
 
 
 @pytest.fixture(scope="module")
