@@ -72,6 +72,40 @@ def test_a_finished_run_extended_by_a_stage_equals_the_longer_run_from_scratch(t
         train(dataclasses.replace(longer, lr=1e-2), tmp_path / "a", resume=True, progress=False)
 
 
+def test_config_booleans_are_booleans():
+    assert TrainConfig.from_dict({"compile": True}).compile is True
+    with pytest.raises(ValueError, match="compile must be true or false"):
+        TrainConfig.from_dict({"compile": 1})
+
+
+@pytest.mark.slow
+def test_a_compiled_training_step_equals_the_eager_one_to_rounding():
+    """The path that gives up bit-exactness for speed (RecurrentMemoryTransformer.compile_cell): one step of
+    each from the same weights on the same batch leaves the same weights, to float32 rounding."""
+    from rmt_lib.data import load_tokenizer
+    from rmt_lib.model import RecurrentMemoryTransformer
+    from rmt_lib.train import make_batch, make_optimizer, train_step
+
+    cfg = dataclasses.replace(TINY, model=dataclasses.replace(TINY.model, aux_every_segment=True))
+    batch = make_batch(cfg, load_tokenizer(), 3, 4, seed=0, split="train")
+    torch.manual_seed(0)
+    eager = RecurrentMemoryTransformer(cfg.model)
+    compiled = RecurrentMemoryTransformer(cfg.model)
+    compiled.load_state_dict(eager.state_dict())
+    compiled.compile_cell()
+    assert compiled.state_dict().keys() == eager.state_dict().keys()  # the compiled cell is not a submodule
+    with torch.no_grad():  # inference takes the eager cell: bit for bit the eager model's answer
+        assert torch.equal(compiled.eval()(batch.input_ids, batch.attention_mask).logits,
+                           eager.eval()(batch.input_ids, batch.attention_mask).logits)
+    losses = []
+    for model in (eager, compiled):
+        out = train_step(model, make_optimizer(model, cfg), batch, cfg.grad_clip)
+        losses.append(out.loss.item())
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    for (name, a), b in zip(eager.state_dict().items(), compiled.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6, msg=name)
+
+
 def test_refuses_to_overwrite_a_run_without_resume(tmp_path):
     train(TINY, tmp_path / "run", progress=False)
     with pytest.raises(ValueError, match="--resume"):

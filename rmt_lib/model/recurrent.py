@@ -56,6 +56,14 @@ class RecurrentMemoryTransformer(nn.Module):
         D = config.hidden_size
         self.answer_head = nn.Linear(D, config.num_answers) if config.answer_head == "classifier" else None
         self.aux_head = nn.Linear(D, config.num_aux_actors * (config.num_answers + 1)) if config.num_aux_actors else None
+        object.__setattr__(self, "_compiled_cell", None)  # not a submodule: the state dict keeps its keys
+
+    def compile_cell(self) -> None:
+        """Run the memory cell under `torch.compile` in training (one graph per batch shape, mask and grad
+        mode; measured by benchmarks/training_reference.py). Inference keeps the eager cell and its streamed
+        path, which is bit-exact with transformers. Compiled training fuses operations, so its numbers
+        agree with eager training to float rounding, not bit for bit (tests/test_train.py)."""
+        object.__setattr__(self, "_compiled_cell", torch.compile(self.cell, dynamic=False))
 
     @property
     def backbone(self) -> PreTrainedModel:
@@ -100,6 +108,7 @@ class RecurrentMemoryTransformer(nn.Module):
         full = None if attention_mask is None else attention_mask.reshape(B, n_segments, L).all(dim=2).all(dim=0)
         padded = set() if full is None else set((~full).nonzero().flatten().tolist())  # segment indices
         stream = self.cell.stream()  # inference: a leaner backbone call, same numbers (None otherwise)
+        cell = self._compiled_cell if self.training and self._compiled_cell is not None and not wanted else self.cell
         segment_ends = []  # (B, D) per segment: the last token, for the auxiliary loss at every segment
         track = cfg.aux_every_segment and aux_labels is not None and self.aux_head is not None
         changes = {}  # segment -> (B,) |m_s - m_{s-1}|^2 / |m_{s-1}|^2, with gradients, for memory_change_weight
@@ -109,8 +118,8 @@ class RecurrentMemoryTransformer(nn.Module):
                 ids = input_ids[:, s * L:(s + 1) * L]  # (B, L)
                 mask = attention_mask[:, s * L:(s + 1) * L] if s in padded else None
                 with torch.no_grad() if s < cut else nullcontext():
-                    out = self.cell(ids, memory, mask, output_attentions=s in wanted, stream=stream,
-                                    memory_only=not track and s != last)
+                    out = cell(ids, memory, mask, output_attentions=s in wanted, stream=stream,
+                               memory_only=not track and s != last)
                 if penalise and s >= max(cut, 1):  # not from the initial memory, which is not a written state
                     changes[s] = _relative_change(memory, out.memory)
                 memory = self._perturb(out.memory)

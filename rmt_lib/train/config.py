@@ -54,6 +54,10 @@ class TrainConfig:
     eval_samples: int = 256
     checkpoint_every: int = 50
     seed: int = 0
+    # torch.compile the memory cell for the training steps (RecurrentMemoryTransformer.compile_cell): 1.5x
+    # the tokens/s at 32 segments, batch 32 (benchmarks/training_reference.py), after a compilation per
+    # batch shape. Off by default: the shipped model was trained eagerly, and eager runs repeat bit for bit.
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if not self.stages:
@@ -97,7 +101,10 @@ class TrainConfig:
         defaults = cls()
         for name, value in d.items():  # a number where the default is one, e.g. not "lr": "fast"
             default = getattr(defaults, name)
-            if isinstance(default, (int, float)) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise ValueError(f"TrainConfig.{name} must be true or false, got {value!r}")
+            elif isinstance(default, (int, float)) and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise ValueError(f"TrainConfig.{name} must be a number like {default!r}, got {value!r}")
         return cls(**d)
 

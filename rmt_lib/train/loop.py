@@ -73,6 +73,8 @@ class Trainer:
                              f"expects vocab_size {cfg.model.vocab_size}")
         seed_everything(cfg.seed)
         self.model = RecurrentMemoryTransformer(cfg.model).to(self.device)
+        if cfg.compile:
+            self.model.compile_cell()
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else None)
         self.state = RunState()
         self.best: dict[str, torch.Tensor] = model_tensors(self.model)
@@ -201,8 +203,9 @@ class Trainer:
             return False
         meta, tensors, saved = _read_checkpoint(path)
         # The same config, or the same config with stages appended (a finished curriculum extended):
-        # batches are seeded by (stage, step), so either way the run equals one made from scratch.
-        if dataclasses.replace(self.cfg, stages=self.cfg.stages[:len(saved.stages)]) != saved:
+        # batches are seeded by (stage, step), so either way the run equals one made from scratch. Compiling
+        # or not changes no batch, only rounding, so a run may be resumed either way.
+        if dataclasses.replace(self.cfg, stages=self.cfg.stages[:len(saved.stages)], compile=saved.compile) != saved:
             raise ValueError(f"{path} was written by a run with another configuration; resume with the same "
                              "--config (stages may be appended), or train into a fresh --output folder")
         load_model_tensors(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
