@@ -66,6 +66,13 @@ def differences(committed, executed, sanitize) -> list[str]:
             continue
         for key in want:
             if got[key] != want[key]:
-                found.append(f"cell {number} ({key}): committed {str(want[key])[:400]!r}, "
-                             f"executed {str(got[key])[:400]!r}")
+                found.append(f"cell {number} ({key}): {_first_difference(str(want[key]), str(got[key]))}")
     return found
+
+
+def _first_difference(want: str, got: str, context: int = 160) -> str:
+    """Where two outputs part: the committed and the executed text around the first differing character."""
+    at = next((i for i, (a, b) in enumerate(zip(want, got)) if a != b), min(len(want), len(got)))
+    start = max(0, at - context)
+    return (f"from character {at}: committed ...{want[start:at + context]!r}..., "
+            f"executed ...{got[start:at + context]!r}...")
