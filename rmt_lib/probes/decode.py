@@ -78,7 +78,7 @@ def collect_memory_states(model, tokenizer, samples: Sequence, *, batch_size: in
     cfg = model.config
     if not cfg.recurrent or not cfg.num_memory_tokens:
         raise ValueError("this model has no memory state to decode; probe an RMT")
-    samples = [_with_facts(s) for s in samples]
+    samples = [with_facts(s) for s in samples]
     encoded = encode_qa1(samples, tokenizer, cfg.segment_size, **cfg.encoding)
     states: list = [None] * len(samples)
     predictions: list = [None] * len(samples)
@@ -122,7 +122,7 @@ def held_out_states(model, tokenizer, *, n_segments: int, n_samples: int, seed: 
     return collect_memory_states(model, tokenizer, samples, progress=progress)
 
 
-def _with_facts(sample):
+def with_facts(sample):
     """The sample with its facts listed with their spans: its own where it lists both, else every fact
     sentence the bAbI grammar finds in its input (the input is the truth of what the model reads)."""
     if sample.facts and sample.fact_char_spans:
@@ -138,7 +138,7 @@ def _world(sample, enc, segment_size: int) -> tuple[np.ndarray, np.ndarray, tupl
     world = np.full((enc.n_segments + 1, len(ACTORS)), NOT_SEEN, dtype=np.int64)
     last = np.full(world.shape, -1, dtype=np.int64)
     facts = []
-    for text, segment in zip(sample.facts, enc.fact_segments, strict=True):  # _with_facts lists them all
+    for text, segment in zip(sample.facts, enc.fact_segments, strict=True):  # with_facts lists them all
         actor, _, location = parse_fact(text)
         a = ACTORS.index(actor)
         world[segment + 1:, a] = LOCATIONS.index(location)  # every state after the fact's segment has read it

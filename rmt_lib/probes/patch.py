@@ -32,11 +32,10 @@ from tqdm.auto import tqdm
 from rmt_lib.data import LOCATIONS, Sample, encode_qa1, generate_samples
 from rmt_lib.data.grammar import fact_sentence, parse_fact, parse_question
 from rmt_lib.model.capture import run_with_cache
-from rmt_lib.probes.decode import MemoryStates, _with_facts, collect_memory_states
+from rmt_lib.probes.decode import MemoryStates, with_facts, collect_memory_states
 from rmt_lib.probes.memory import memory_change
 from rmt_lib.stats import DEFAULT_BOOTSTRAP_SEED, bootstrap_mean
 
-INTERVENTIONS: tuple[str, ...] = ("fact", "distractor", "reset", "noise")
 DONOR_SEED_BASE = 1_000_003  # donors' prose is drawn with seeds far from any recipient's
 
 
@@ -53,7 +52,7 @@ def patch_pairs(model, tokenizer, samples: Sequence[Sample], *, seed: int = 0, s
     actor's previous one: bAbI moves go somewhere new), in the same number of segments of other prose.
     Each pair's draws come from a generator of its own (seed, index), so a pair does not depend on the
     others; a sample without a fact about the asked actor gets no donor."""
-    samples = [_with_facts(s) for s in samples]
+    samples = [with_facts(s) for s in samples]
     segment_size = model.config.segment_size
     encoded = encode_qa1(samples, tokenizer, segment_size)  # the length the generator builds donors to
     by_length: dict[int, list[int]] = defaultdict(list)
