@@ -1,6 +1,10 @@
 """Builders the probe tests share: a tiny random RMT and a folder of word-salad prose."""
 from __future__ import annotations
 
+import contextlib
+import io
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -49,3 +53,27 @@ def model(tokenizer):
 @pytest.fixture(scope="module")
 def background(tmp_path_factory):
     return word_prose(tmp_path_factory.mktemp("prose"))
+
+
+def run_main(*args) -> subprocess.CompletedProcess:
+    """The CLI's entry point, `rmt_lib.cli.main`, in this process: what `python -m rmt_lib ARGS` runs, less the
+    interpreter's start (seconds of importing torch per case). Its exit status and what it printed, as a
+    subprocess would report them; an exception it lets escape fails the test with its traceback. The
+    behaviour only a process has (`sys.exit` of `python -m`, signals, a lock held by another process) is
+    tested with real subprocesses."""
+    from rmt_lib.cli import main
+
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as stop:  # argparse's usage errors exit 2
+            code = stop.code if isinstance(stop.code, int) else 2
+    return subprocess.CompletedProcess(["rmt_lib", *argv], code, out.getvalue(), err.getvalue())
+
+
+def run_process(*args, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m rmt_lib ARGS` in a fresh process."""
+    return subprocess.run([sys.executable, "-m", "rmt_lib", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=300)

@@ -1,12 +1,13 @@
-"""Every bad-input case of the README's promise, through the real CLI (a subprocess, tiny inputs): exit
-status 2, one `error:` line that names what was wrong, no traceback, and nothing new on disk."""
+"""Every bad-input case of the README's promise, through the CLI's entry point (tiny inputs): exit status 2,
+one `error:` line that names what was wrong, no traceback, and nothing new on disk. The cases run
+`rmt_lib.cli.main` in this process (`tests.helpers.run_main`); a real `python -m rmt_lib` process refuses a
+case the same way (test_a_real_process_refuses_the_same_way), and the lock is held by another process."""
 from __future__ import annotations
 
 import fcntl
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,9 @@ import torch
 
 from rmt_lib.model import RecurrentMemoryTransformer, RMTConfig, save_pretrained
 from rmt_lib.model.checkpoint import CHECKSUMS, sha256
+from tests.helpers import run_main, run_process
 
-# The real CLI in a subprocess, each case: integration tests (`make test`; `make unit` skips them).
+# The CLI with models, files and training runs, each case: integration tests (`make test`; `make unit` skips them).
 pytestmark = pytest.mark.slow
 
 SAMPLE = {"input": "Mary went to the garden. It rained.", "question": "Where is Mary?", "target": "garden"}
@@ -30,9 +32,7 @@ def checkpoint(tmp_path_factory) -> Path:
     return save_pretrained(RecurrentMemoryTransformer(cfg), tmp_path_factory.mktemp("ckpt") / "model")
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rmt_lib", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
+run_cli = run_main
 
 
 def assert_refused(done: subprocess.CompletedProcess, *words: str) -> None:
@@ -203,7 +203,7 @@ def test_a_second_run_into_a_locked_folder_is_refused(tmp_path):
     run.mkdir()
     with open(run / ".train.lock", "a+") as held:  # what a live run holds
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        done = run_cli("train", "--config", tmp_path / "c.json", "--output", run, "--no-progress")
+        done = run_process("train", "--config", tmp_path / "c.json", "--output", run, "--no-progress")
     assert_refused(done, "another train run", str(run))
     assert sorted(p.name for p in run.iterdir()) == [".train.lock"]
     done = run_cli("train", "--config", tmp_path / "c.json", "--output", run, "--no-progress")  # released
@@ -223,3 +223,13 @@ def test_outputs_that_cannot_be_written_are_refused(tmp_path, checkpoint, comman
     done = run_cli(command, *args)
     assert_refused(done, "is a file, not a folder")
     assert files_under(tmp_path) == before
+
+
+def test_a_real_process_refuses_the_same_way(tmp_path, checkpoint):
+    """`python -m rmt_lib` exits with main's status and prints the same one line."""
+    samples = write_lines(tmp_path / "s.jsonl", {**SAMPLE, "question": "Where is Bob?"})
+    args = ("evaluate", "--checkpoint", checkpoint, "--input", samples, "--output", tmp_path / "e.json")
+    real, here = run_process(*args), run_main(*args)
+    assert_refused(real, "sample 1", "Bob")
+    assert real.returncode == here.returncode and real.stderr.strip() == here.stderr.strip()
+    assert not (tmp_path / "e.json").exists()

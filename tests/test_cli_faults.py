@@ -1,5 +1,6 @@
-"""Bad input and faults through the real CLI (a subprocess, tiny inputs): one `error:` line, exit 2, and
-nothing new on disk; special files are refused, never replaced."""
+"""Bad input and faults through the CLI (tiny inputs): one `error:` line, exit 2, and nothing new on disk;
+special files are refused, never replaced. Outputs are checked through `rmt_lib.cli.main` in this process;
+devices, $RMT_DEVICE and Ctrl-C through real `python -m rmt_lib` processes."""
 from __future__ import annotations
 
 import os
@@ -12,6 +13,7 @@ import torch
 from rmt_lib.jsonio import check_output_path, write_json
 from rmt_lib.model import RecurrentMemoryTransformer, RMTConfig, save_pretrained
 from rmt_lib.runtime import resolve_device
+from tests.helpers import run_main, run_process
 
 
 SAMPLE = '{"input": "Mary went to the garden.", "question": "Where is Mary?", "target": "garden"}\n'
@@ -24,8 +26,7 @@ def checkpoint(tmp_path_factory):
     return save_pretrained(RecurrentMemoryTransformer(cfg), tmp_path_factory.mktemp("ckpt") / "model")
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rmt_lib", *args], capture_output=True, text=True, timeout=300)
+_run = run_process
 
 
 def _one_error_line(done: subprocess.CompletedProcess, *words: str) -> None:
@@ -35,7 +36,7 @@ def _one_error_line(done: subprocess.CompletedProcess, *words: str) -> None:
     assert all(w in lines[0] for w in words), lines[0]
 
 
-@pytest.mark.slow  # the real CLI in a subprocess
+@pytest.mark.slow  # the CLI with a model folder, each case
 @pytest.mark.parametrize("kind", ["folder", "symlink", "fifo", "parent is a file", "empty"])
 @pytest.mark.parametrize("command", ["evaluate", "probe"])
 def test_bad_outputs_are_refused_before_the_work(tmp_path, checkpoint, kind, command):
@@ -53,8 +54,8 @@ def test_bad_outputs_are_refused_before_the_work(tmp_path, checkpoint, kind, com
         (tmp_path / "file").write_text("")
         target = tmp_path / "file" / "out.json"
     before = sorted(p.name for p in tmp_path.iterdir())
-    done = _run(command, "--checkpoint", str(checkpoint), "--input", str(samples),
-                "--output", "" if kind == "empty" else str(target))
+    done = run_main(command, "--checkpoint", str(checkpoint), "--input", str(samples),
+                    "--output", "" if kind == "empty" else str(target))
     _one_error_line(done)
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing new, nothing replaced
     if kind == "symlink":
