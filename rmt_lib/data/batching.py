@@ -49,13 +49,12 @@ def aux_labels(sample: Sample, encoded: EncodedSample) -> np.ndarray:
     only after the second segment.
     """
     labels = np.full((encoded.n_segments, len(ACTORS)), NOT_SEEN, dtype=np.int64)
-    segment_size = len(encoded.input_ids) // encoded.n_segments
-    spans = encoded.fact_token_spans
-    if len(spans) != len(sample.facts):  # a user's sample that lists no facts: only the final state is known
-        spans = ((len(encoded.input_ids),) * 2,) * len(sample.facts)
-    for fact, (_, end) in zip(sample.facts, spans):
+    segments = encoded.fact_segments  # found with the real segment size (a left-aligned last segment is short)
+    if len(segments) != len(sample.facts):  # a user's sample that lists no facts: only the final state is known
+        segments = (encoded.n_segments - 1,) * len(sample.facts)
+    for fact, segment in zip(sample.facts, segments):
         actor, _, location = parse_fact(fact)
-        labels[(end - 1) // segment_size:, ACTORS.index(actor)] = LOCATIONS.index(location)
+        labels[segment:, ACTORS.index(actor)] = LOCATIONS.index(location)
     return labels
 
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from rmt_lib.data import ACTORS, LOCATIONS, encode_qa1, find_facts, generate_samples
-from rmt_lib.data.batching import NOT_SEEN, length_groups
+from rmt_lib.data.batching import NOT_SEEN, aux_labels, batches_by_length
 from rmt_lib.data.grammar import parse_fact, parse_question
 from rmt_lib.model.capture import run_with_cache
 from rmt_lib.probes.heldout import MEASURE_SEED
@@ -83,16 +83,12 @@ def collect_memory_states(model, tokenizer, samples: Sequence, *, batch_size: in
     states: list = [None] * len(samples)
     predictions: list = [None] * len(samples)
     with tqdm(total=len(samples), desc="memory states", unit="sample", disable=not progress) as bar:
-        for group in length_groups(encoded):
-            for start in range(0, len(group), batch_size):
-                idx = group[start:start + batch_size]
-                ids = np.stack([encoded[i].input_ids for i in idx])  # (B, T)
-                mask = np.stack([encoded[i].attention_mask for i in idx])  # (B, T)
-                out, trace = run_with_cache(model, ids, mask)
-                for row, i in enumerate(idx):
-                    states[i] = trace.memory_states[row]  # (S + 1, M, D)
-                    predictions[i] = int(out.logits[row].argmax())
-                bar.update(len(idx))
+        for idx, batch in batches_by_length(samples, encoded, batch_size):
+            out, trace = run_with_cache(model, batch.input_ids, batch.attention_mask)
+            for row, i in enumerate(idx):
+                states[i] = trace.memory_states[row]  # (S + 1, M, D)
+                predictions[i] = int(out.logits[row].argmax())
+            bar.update(len(idx))
     described = [_world(s, e, cfg.segment_size) for s, e in zip(samples, encoded)]
     world, last, facts, starts = zip(*described) if described else ((),) * 4
     return MemoryStates(tuple(states), tuple(world), tuple(last), tuple(facts), tuple(starts),
@@ -133,16 +129,15 @@ def with_facts(sample):
 
 def _world(sample, enc, segment_size: int) -> tuple[np.ndarray, np.ndarray, tuple, tuple]:
     """(S + 1, A) world state and (S + 1, A) last-fact segment per state, the facts as (segment, actor,
-    location), and the segment of each fact's first token. A fact counts from the segment holding its last
-    token (`fact_segments`); state 0, the initial memory, has seen nothing."""
-    world = np.full((enc.n_segments + 1, len(ACTORS)), NOT_SEEN, dtype=np.int64)
+    location), and the segment of each fact's first token. State 0, the initial memory, has seen nothing;
+    state s + 1 holds the world after segment s (`aux_labels`)."""
+    world = np.concatenate([np.full((1, len(ACTORS)), NOT_SEEN, dtype=np.int64), aux_labels(sample, enc)])
     last = np.full(world.shape, -1, dtype=np.int64)
     facts = []
     for text, segment in zip(sample.facts, enc.fact_segments, strict=True):  # with_facts lists them all
         actor, _, location = parse_fact(text)
         a = ACTORS.index(actor)
-        world[segment + 1:, a] = LOCATIONS.index(location)  # every state after the fact's segment has read it
-        last[segment + 1:, a] = segment
+        last[segment + 1:, a] = segment  # every state after the fact's segment has read it
         facts.append((int(segment), a, LOCATIONS.index(location)))
     starts = tuple(int(t0 // segment_size) for t0, _ in enc.fact_token_spans)
     return world, last, tuple(facts), starts
