@@ -20,6 +20,12 @@ CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2
 ACTION_COLOURS = ("#444444", OTHER_COLOUR, FACT_COLOUR)  # as run, reset, donor's memory
 
 
+def _bin_centre(low: int, high: int) -> float:
+    """Where a bin of segment counts [low, high) sits on a log axis: the geometric middle of its first and
+    last count, with 0 drawn at 0.5."""
+    return float(np.sqrt(max(low, 0.5) * max(high - 1, 0.5)))
+
+
 def _interval(d: Mapping) -> tuple[float, float, float]:
     return d["estimate"], d["estimate"] - d["low"], d["high"] - d["estimate"]
 
@@ -32,7 +38,7 @@ def plot_decoding_by_distance(curves: Mapping[str, dict], *, chance: float | Non
     ax = axes[0, 0]
     for i, (label, result) in enumerate(curves.items()):
         bins = result["by_distance"]
-        x = np.array([np.sqrt(max(b["low"], 0.5) * (b["high"] - 1 if b["high"] > 1 else 0.5)) for b in bins])
+        x = np.array([_bin_centre(b["low"], b["high"]) for b in bins])
         est, lo, hi = np.array([_interval(b["accuracy"]) for b in bins]).T
         ax.errorbar(x, est, yerr=[lo, hi], fmt="o-", capsize=3, markersize=4, linewidth=1.3, color=f"C{i}",
                     label=label)
@@ -168,7 +174,7 @@ def plot_retention(records: Sequence[Mapping], *, lost_fractions: Sequence[float
         for lo, hi in zip(edges[:-1], edges[1:]):
             values = np.concatenate([c[lo:hi] for c in group])
             if len(values):
-                mid.append(np.sqrt(max(lo, 0.5) * max(hi - 1, 0.5)))
+                mid.append(_bin_centre(lo, hi))
                 a, b, c = np.quantile(values, [0.25, 0.5, 0.75])
                 q1.append(a), q2.append(b), q3.append(c)
         ax.plot(mid, q2, "o-", color=colour, markersize=3, label=f"{name} ({len(group)})")

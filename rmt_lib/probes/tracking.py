@@ -90,8 +90,9 @@ def fact_retention(probe: LinearProbe, data: MemoryStates, *, seed: int = DEFAUL
         q = data.question_state(i)
         if s_f + 1 > q:
             continue  # the fact is in the question's own segment: no state holds it before the question
-        p = asked_trajectory(probe, data, i)[s_f + 1:q + 1, data.targets[i]]  # (q - s_f,)
-        wrong = np.flatnonzero(probe.decode(data.states[i][s_f + 1:q + 1])[:, data.asked[i]] != data.targets[i])
+        trajectory = asked_trajectory(probe, data, i)[s_f + 1:q + 1]  # (q - s_f, C)
+        p = trajectory[:, data.targets[i]]
+        wrong = np.flatnonzero(trajectory.argmax(axis=-1) != data.targets[i])
         tail = _wrong_tail(wrong, q - s_f)
         x = data.states[i].reshape(len(data.states[i]), -1).astype(np.float64)
         jump = np.linalg.norm(x[s_f + 1] - x[s_f])
