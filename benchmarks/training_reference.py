@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from rmt_lib.cost.flops import matmul_parameters, rmt_flops
+from rmt_lib.cost.points import matmul_point
 from rmt_lib.cost.sweep import describe_machine
 from rmt_lib.jsonio import check_output_path, write_json
 from rmt_lib.model import RecurrentMemoryTransformer, load_model_folder
@@ -81,15 +82,6 @@ def reference_step(model, optimizer, input_ids: torch.Tensor, grad_clip: float) 
     optimizer.step()
 
 
-def matmul_peak(threads: int, n: int = 2048, repeats: int = 5) -> float:
-    """This machine's fp32 matmul FLOP/s at `threads` threads: the best of `repeats` n x n products."""
-    torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b  # warm-up
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return 2.0 * n**3 / best
-
-
 def _timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
@@ -124,7 +116,8 @@ def measure(*, reference: str | None, checkpoint: str | None, n_segments: int, b
             (times if i >= warmup else warmups)[name].append(elapsed)
     tokens = batch_size * n_segments * config.segment_size
     flops = rmt_flops(config, matmul_parameters(ours), n_segments, batch_size, training=True)
-    peak = matmul_peak(threads)
+    peak = matmul_point({"threads": threads, "seed": seed, "device": "cpu", "size": 2048,
+                         "repeats": 5})["peak_flops_per_s"]
     rows = {}
     for name, ts in times.items():
         step_s = statistics.median(ts)

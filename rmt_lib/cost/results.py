@@ -119,7 +119,7 @@ def load_training_reference(path: str | Path | None = None):
     """The committed side-by-side training measurement (default data/results/training_reference.json), or a
     `paths.Missing` that names the command writing it."""
     rel = "data/results/training_reference.json"
-    path = Path(path) if path is not None else paths.REPO_ROOT / rel
+    path = Path(path) if path is not None else paths.RESULTS_DIR / "training_reference.json"
     if not path.is_file():
         return paths.Missing("the training benchmark beside the reference RMT code", rel,
                              f"python benchmarks/training_reference.py --reference PATH/language_modeling.py "
