@@ -17,10 +17,13 @@ from rmt_lib.probes.decode import LinearProbe, MemoryStates
 from rmt_lib.stats import DEFAULT_BOOTSTRAP_SEED, bootstrap_interval, bootstrap_mean, roc_auc
 
 
+OVERWRITE_MAX_BETWEEN = 2  # facts about other actors between the asked actor's two moves: 0 to this many
+
+
 def overwrite_samples(tokenizer, *, n_samples: int, n_segments: int, segment_size: int, seed: int = 0,
                       split: str = "test", background=None) -> list[Sample]:
-    """Samples whose asked actor moves twice: to a first location, then (after 0-2 facts about other
-    actors) to a second one, which is the answer. Same arguments, same samples."""
+    """Samples whose asked actor moves twice: to a first location, then (after 0 to OVERWRITE_MAX_BETWEEN
+    facts about other actors) to a second one, which is the answer. Same arguments, same samples."""
     rng = np.random.default_rng(seed)
     stories = []
     for _ in range(n_samples):
@@ -28,7 +31,7 @@ def overwrite_samples(tokenizer, *, n_samples: int, n_segments: int, segment_siz
         first, second = rng.choice(len(LOCATIONS), size=2, replace=False)
         others = [a for a in ACTORS if a != asked]
         between = [fact_sentence(others[rng.integers(len(others))], VERBS[rng.integers(len(VERBS))],
-                                 LOCATIONS[rng.integers(len(LOCATIONS))]) for _ in range(rng.integers(3))]
+                                 LOCATIONS[rng.integers(len(LOCATIONS))]) for _ in range(rng.integers(OVERWRITE_MAX_BETWEEN + 1))]
         facts = (fact_sentence(asked, VERBS[rng.integers(len(VERBS))], LOCATIONS[first]), *between,
                  fact_sentence(asked, VERBS[rng.integers(len(VERBS))], LOCATIONS[second]))
         stories.append(Sample(input="", question=question_sentence(asked), target=LOCATIONS[second], facts=facts))
