@@ -137,3 +137,16 @@ def training_reference_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"name": name, "tokens_per_s": r["tokens_per_s"], "mfu": r["mfu"], "speedup": speedup.get(name),
              "compile_s": r.get("compile_s"), "steps_to_repay": r.get("steps_to_repay")}
             for name, r in result["results"].items()]
+
+
+def training_reference_verdict(result: dict[str, Any]) -> str:
+    """One sentence: the fastest of our trainers against REFERENCE_SPEEDUP_TARGET and MFU_TARGET."""
+    best = max((r for r in training_reference_rows(result) if r["name"] != "reference"),
+               key=lambda r: r["tokens_per_s"])
+    if best["speedup"] is None:
+        against = "unmeasured against the reference"
+    else:
+        met = "meeting" if best["speedup"] >= REFERENCE_SPEEDUP_TARGET else "missing"
+        against = f"{best['speedup']:.2f} times the reference's throughput, {met} the threshold"
+    mfu_met = "meeting" if best["mfu"] >= MFU_TARGET else "missing"
+    return f"the fastest of ours ({best['name']}) is {against}, at an MFU of {best['mfu']:.0%}, {mfu_met} its threshold"
