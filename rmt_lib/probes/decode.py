@@ -49,6 +49,7 @@ class MemoryStates:
     asked: tuple[int, ...]  # ACTORS index of the actor the question asks about
     targets: tuple[int, ...]  # LOCATIONS index of the right answer
     predictions: tuple[int, ...]  # LOCATIONS index of the model's answer
+    input_ids: tuple[np.ndarray, ...] = ()  # per sample (T,) the token ids it was run on
 
     def __len__(self) -> int:
         return len(self.states)
@@ -93,7 +94,8 @@ def collect_memory_states(model, tokenizer, samples: Sequence, *, batch_size: in
     world, last, facts, starts = zip(*described) if described else ((),) * 4
     return MemoryStates(tuple(states), tuple(world), tuple(last), tuple(facts), tuple(starts),
                         tuple(ACTORS.index(parse_question(s.question)) for s in samples),
-                        tuple(e.target_index for e in encoded), tuple(predictions))
+                        tuple(e.target_index for e in encoded), tuple(predictions),
+                        tuple(e.input_ids for e in encoded))
 
 
 def fit_decoding_probe(model, tokenizer, *, lengths: Sequence[int] = (32, 64), n_samples: Sequence[int] = (400, 50),

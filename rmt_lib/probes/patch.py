@@ -118,9 +118,8 @@ def patch_memory(model, tokenizer, pairs: Sequence[PatchPair], *, noise_scales: 
         records.append(record)
         for name, edit in planned.items():
             edits[name].append(edit)
-    encoded = encode_qa1([p.recipient for p in pairs], tokenizer, model.config.segment_size, **model.config.encoding)
     for name, planned in tqdm(edits.items(), desc="patch", disable=not progress):
-        for edit, (scores, _) in zip(planned, _continue(model, encoded, planned, batch_size)):
+        for edit, (scores, _) in zip(planned, _continue(model, rec.input_ids, planned, batch_size)):
             records[edit.pair][name] = LOCATIONS[int(scores.argmax())]
     return {"samples": records, "summary": _summary(records, noise_scales, n_resamples_seed)}
 
@@ -165,7 +164,7 @@ def _noise_name(scale: float) -> str:
     return f"noise_x{scale:g}"
 
 
-def _continue(model, encoded, edits: Sequence[_Edit], batch_size: int,
+def _continue(model, input_ids: Sequence[np.ndarray], edits: Sequence[_Edit], batch_size: int,
               keep_states: bool = False) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """Per edit, (answer scores (num_answers,), the state its question reads (M, D) or None): the recipient's
     segments after `edit.segment`, run from `edit.state`. Batched by the length of what is left (no padding
@@ -174,11 +173,11 @@ def _continue(model, encoded, edits: Sequence[_Edit], batch_size: int,
     results: list = [None] * len(edits)
     groups: dict[int, list[int]] = defaultdict(list)
     for k, edit in enumerate(edits):
-        groups[len(encoded[edit.pair].input_ids) - (edit.segment + 1) * L].append(k)
+        groups[len(input_ids[edit.pair]) - (edit.segment + 1) * L].append(k)
     for _, ks in sorted(groups.items()):
         for start in range(0, len(ks), batch_size):
             chunk = ks[start:start + batch_size]
-            ids = np.stack([encoded[edits[k].pair].input_ids[(edits[k].segment + 1) * L:] for k in chunk])  # (B, T')
+            ids = np.stack([input_ids[edits[k].pair][(edits[k].segment + 1) * L:] for k in chunk])  # (B, T')
             memory = np.stack([edits[k].state for k in chunk])  # (B, M, D)
             out, trace = run_with_cache(model, ids, memory=keep_states, start_memory=memory)
             scores = out.logits.float().cpu().numpy()  # (B, num_answers)
@@ -248,11 +247,9 @@ def intervention_frames(model, tokenizer, probe, pair: PatchPair,
         raise ValueError(f"segments must lie in 0..{S - 2} (before the question's segment), got {chosen}")
     if don.n_segments(0) != S:
         raise ValueError(f"the donor has {don.n_segments(0)} segments, the recipient {S}; build pairs with patch_pairs")
-    cfg = model.config
-    encoded = encode_qa1([pair.recipient], tokenizer, cfg.segment_size, **cfg.encoding)
-    as_run = _continue(model, encoded, [_Edit(0, 0, rec.states[0][1])], 1, keep_states=True)[0]
+    as_run = _continue(model, rec.input_ids, [_Edit(0, 0, rec.states[0][1])], 1, keep_states=True)[0]
     edits = [e for s in chosen for e in (_Edit(0, s, rec.states[0][0]), _Edit(0, s, don.states[0][s + 1]))]
-    runs = _continue(model, encoded, edits, 64, keep_states=True)
+    runs = _continue(model, rec.input_ids, edits, 64, keep_states=True)
     scores = np.stack([np.stack([as_run[0], runs[2 * k][0], runs[2 * k + 1][0]]) for k in range(len(chosen))])
     states = np.stack([np.stack([as_run[1], runs[2 * k][1], runs[2 * k + 1][1]]) for k in range(len(chosen))])
     probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
