@@ -142,6 +142,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", default="runs/default", help="run folder: metrics.jsonl, checkpoint, model/ (default: runs/default)")
     p.add_argument("--model-dir", default=None, help="where the final model goes (default: OUTPUT/model)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --output")
+    p.add_argument("--from-model", default=None, metavar="DIR",
+                   help="continue a finished curriculum: DIR is a model folder written by train (its metrics.jsonl "
+                        "says which stages it trained); only the --config stages appended after those are trained")
     p.add_argument("--seed", type=int, default=None, help="override the config's seed")
     p.add_argument("--compile", action="store_true", help="train with the memory cell under torch.compile "
                    "(faster steps after a compilation per batch shape; numbers equal eager's to rounding)")
@@ -167,7 +170,7 @@ def _run_train(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, compile=True)
     with init_distributed():
         train(cfg, args.output, resume=args.resume, device=args.device, progress=not args.no_progress,
-              model_dir=args.model_dir)
+              model_dir=args.model_dir, from_model=args.from_model)
     return 0
 
 

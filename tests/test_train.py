@@ -10,12 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from rmt_lib.model import from_pretrained
-from rmt_lib.train import PRESETS, Stage, TrainConfig, lr_at, train
+from rmt_lib.train import PRESETS, Stage, TrainConfig, Trainer, lr_at, train
+from rmt_lib.train.log import read_training_log
 
 TINY = PRESETS["tiny"]
 ENV = {**os.environ, "RMT_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
@@ -70,6 +72,85 @@ def test_a_finished_run_extended_by_a_stage_equals_the_longer_run_from_scratch(t
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="another configuration"):
         train(dataclasses.replace(longer, lr=1e-2), tmp_path / "a", resume=True, progress=False)
+
+
+def test_a_run_continued_from_its_model_folder_equals_the_longer_run_from_scratch(tmp_path):
+    longer = dataclasses.replace(TINY, stages=TINY.stages + (Stage(2, 3, 8, bptt_depth=1, memory_noise=0.1),))
+    train(TINY, tmp_path / "short", progress=False)
+    train(longer, tmp_path / "a", progress=False, from_model=tmp_path / "short" / "model")
+    train(longer, tmp_path / "b", progress=False)
+    a = load_file(tmp_path / "a" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "model" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    log = lambda run: [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    strip = lambda records: [{k: v for k, v in r.items() if k not in ("elapsed", "tokens_per_s")} for r in records]  # noqa: E731
+    assert strip(log("a")) == strip(log("b"))  # the short run's records, then the appended stage's
+    assert from_pretrained(tmp_path / "a" / "model").config == TINY.model  # the stage's overrides were for training
+
+
+def test_from_model_refuses_a_folder_of_another_curriculum_or_model(tmp_path):
+    train(TINY, tmp_path / "short", progress=False)
+    folder = tmp_path / "short" / "model"
+    with pytest.raises(ValueError, match="stages of"):  # nothing appended
+        train(TINY, tmp_path / "a", progress=False, from_model=folder)
+    with pytest.raises(ValueError, match="stages of"):  # another curriculum before the appended stage
+        train(dataclasses.replace(TINY, stages=(Stage(2, 4, 8), Stage(4, 2, 8))), tmp_path / "b", progress=False,
+              from_model=folder)
+    with pytest.raises(ValueError, match="num_memory_tokens"):
+        train(dataclasses.replace(TINY, model=TINY.model.replace(num_memory_tokens=2),
+                                  stages=TINY.stages + (Stage(2, 2, 8),)), tmp_path / "c", progress=False, from_model=folder)
+    with pytest.raises(ValueError, match="not a folder"):
+        train(TINY, tmp_path / "d", progress=False, from_model=tmp_path / "nowhere")
+    assert not any((tmp_path / run / "metrics.jsonl").exists() for run in "abcd")
+
+
+STREAMED = dataclasses.replace(TINY, model=TINY.model.replace(aux_every_segment=True),
+                               stages=TINY.stages + (Stage(4, 6, 8, chunk=2),), checkpoint_every=1)
+
+
+def test_a_streamed_stage_reads_each_input_in_pieces_and_carries_the_memory(tmp_path):
+    train(STREAMED, tmp_path / "run", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    streamed = [r for r in records if r["kind"] == "train" and r["stage"] == len(TINY.stages)]
+    assert [r["loss"] is None for r in streamed] == [True, False] * 3  # the question is in every second piece
+    assert all(r["batch_segments"] == 4 for r in streamed)  # no shorter inputs mixed in
+    log = read_training_log(tmp_path / "run" / "metrics.jsonl")
+    assert np.isnan(log.stages[-1].loss).sum() == 3
+
+
+def test_a_streamed_stage_resumed_in_the_middle_of_an_input_ends_with_the_same_weights(tmp_path, monkeypatch):
+    train(STREAMED, tmp_path / "whole", progress=False)
+    real = Trainer.save_checkpoint
+    saved = []
+
+    def crash_after_a_mid_input_checkpoint(self):
+        real(self)
+        saved.append(self._carry is not None)
+        if self.state.stage == len(TINY.stages) and self._carry is not None:
+            raise KeyboardInterrupt  # as if killed right after writing it
+    monkeypatch.setattr(Trainer, "save_checkpoint", crash_after_a_mid_input_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        train(STREAMED, tmp_path / "cut", progress=False)
+    monkeypatch.setattr(Trainer, "save_checkpoint", real)
+    assert saved[-1]  # the checkpoint holds a carried memory state
+    train(STREAMED, tmp_path / "cut", resume=True, progress=False)
+    a = load_file(tmp_path / "whole" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "cut" / "model" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_stage_validates_its_model_overrides():
+    with pytest.raises(ValueError, match="bptt_depth"):
+        Stage(64, 10, bptt_depth=0)
+    with pytest.raises(ValueError, match="memory_noise"):
+        Stage(64, 10, memory_noise=1.5)
+    assert Stage(64, 10, bptt_depth=16).model_overrides == {"bptt_depth": 16}
+    with pytest.raises(ValueError, match="divides"):
+        Stage(64, 10, chunk=24)
+    with pytest.raises(ValueError, match="leave bptt_depth"):
+        Stage(64, 10, chunk=16, bptt_depth=8)
+    with pytest.raises(ValueError, match="aux_every_segment"):
+        dataclasses.replace(TINY, stages=(Stage(4, 6, 8, chunk=2),))
 
 
 def test_config_booleans_are_booleans():

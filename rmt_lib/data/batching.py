@@ -23,7 +23,7 @@ NOT_SEEN = len(LOCATIONS)  # auxiliary label of an actor no fact has mentioned y
 class Batch:
     input_ids: torch.Tensor  # (B, n_segments * segment_size) int64
     attention_mask: torch.Tensor | None  # (B, T) bool, None when nothing is padded
-    labels: torch.Tensor  # (B,) index into LOCATIONS
+    labels: torch.Tensor | None  # (B,) index into LOCATIONS; None for a piece of inputs without their question
     aux_labels: torch.Tensor  # (B, n_segments, len(ACTORS)) every actor's location at the end of each segment
 
     def to(self, device: torch.device) -> "Batch":

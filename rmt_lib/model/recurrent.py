@@ -23,6 +23,8 @@ class RMTOutput:
     aux_logits: torch.Tensor | None = None  # (B, num_aux_actors, num_answers + 1); the last class = "not seen"
     memory_change: torch.Tensor | None = None  # mean squared relative change of the memory per segment (training)
     memory_states: torch.Tensor | None = None  # (B, n_segments + 1, M, D) float32 on CPU; [:, 0] is the initial memory
+    memory: torch.Tensor | None = None  # (B, M, D) the state after the last segment, with its graph: where a
+    #                                     next piece of the same input starts (`forward(memory=...)`)
     attentions: dict[int, torch.Tensor] = field(default_factory=dict)  # segment -> (B, n_layers, H, P, P) on CPU
 
 
@@ -64,6 +66,19 @@ class RecurrentMemoryTransformer(nn.Module):
         path, which is bit-exact with transformers. Compiled training fuses operations, so its numbers
         agree with eager training to float rounding, not bit for bit (tests/test_train.py)."""
         object.__setattr__(self, "_compiled_cell", torch.compile(self.cell, dynamic=False))
+
+    @contextmanager
+    def training_overrides(self, **fields: object) -> Iterator[None]:
+        """Train with some training-only config fields changed (a curriculum stage's `bptt_depth` or
+        `memory_noise`); the model's own config, the one saved with it, is back afterwards."""
+        if unknown := sorted(set(fields) - {"bptt_depth", "memory_noise"}):
+            raise ValueError(f"only bptt_depth and memory_noise may change during training, got {unknown}")
+        own = self.config
+        self.config = own.replace(**fields)
+        try:
+            yield
+        finally:
+            self.config = own
 
     @property
     def backbone(self) -> PreTrainedModel:
@@ -136,6 +151,7 @@ class RecurrentMemoryTransformer(nn.Module):
             result.memory_change = _quiet_change(changes, aux_labels)
             result.loss = result.loss + cfg.memory_change_weight * result.memory_change
         result.memory_states = torch.stack(states, dim=1) if states else None  # (B, S + 1, M, D)
+        result.memory = memory
         result.attentions = attentions
         return result
 
@@ -178,14 +194,18 @@ class RecurrentMemoryTransformer(nn.Module):
             out.aux_logits = self.aux_head(last).view(-1, cfg.num_aux_actors, cfg.num_answers + 1)
         if labels is not None:
             out.answer_loss = F.cross_entropy(vocab_logits, vocab_labels)
-            out.loss = out.answer_loss
-            if aux_labels is not None and out.aux_logits is not None and cfg.aux_loss_weight > 0:
-                if segment_ends is None:  # at the question only
-                    aux_logits, aux_labels = out.aux_logits, aux_labels[:, -1]  # (B, A, C + 1), (B, A)
-                else:  # at the end of every segment (the last segment's end is the question)
-                    aux_logits = self.aux_head(segment_ends)  # (B, S, A * (C + 1))
-                out.aux_loss = F.cross_entropy(aux_logits.reshape(-1, cfg.num_answers + 1), aux_labels.flatten())
-                out.loss = out.loss + cfg.aux_loss_weight * out.aux_loss
+        # The auxiliary loss needs no answer label: a piece of an input read without its question (a
+        # streamed stage's chunk) trains on it alone.
+        if aux_labels is not None and out.aux_logits is not None and cfg.aux_loss_weight > 0 and (
+                labels is not None or segment_ends is not None):
+            if segment_ends is None:  # at the question only
+                aux_logits, aux_labels = out.aux_logits, aux_labels[:, -1]  # (B, A, C + 1), (B, A)
+            else:  # at the end of every segment (the last segment's end is the question)
+                aux_logits = self.aux_head(segment_ends)  # (B, S, A * (C + 1))
+            out.aux_loss = F.cross_entropy(aux_logits.reshape(-1, cfg.num_answers + 1), aux_labels.flatten())
+        terms = [t for t in (out.answer_loss, None if out.aux_loss is None else cfg.aux_loss_weight * out.aux_loss)
+                 if t is not None]
+        out.loss = sum(terms[1:], terms[0]) if terms else None
         return out
 
     @contextmanager

@@ -16,14 +16,18 @@ from rmt_lib.train.log import TrainingLog
 
 
 def _rolling_mean(values: np.ndarray, window: int) -> np.ndarray:
-    """Trailing mean over up to `window` values (shorter at the start), same length as `values`."""
+    """Trailing mean over up to `window` values (shorter at the start), same length as `values`. NaN values
+    (a streamed stage's steps without the question have no answer loss) are left out of the means."""
     v = np.asarray(values, dtype=np.float64)  # (n,)
     if len(v) == 0:
         return v
-    c = np.concatenate([[0.0], np.cumsum(v)])  # (n + 1,): c[i] = sum of the first i values
+    known = ~np.isnan(v)
+    c = np.concatenate([[0.0], np.cumsum(np.where(known, v, 0.0))])  # (n + 1,): c[i] = sum of the first i values
+    k = np.concatenate([[0], np.cumsum(known)])  # (n + 1,): how many of them are known
     idx = np.arange(1, len(v) + 1)
     lo = np.maximum(idx - window, 0)
-    return (c[idx] - c[lo]) / (idx - lo)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (c[idx] - c[lo]) / (k[idx] - k[lo])  # NaN where the window holds no known value
 
 
 def plot_training_log(log: TrainingLog | Missing, *, title: str | None = None,

@@ -18,6 +18,33 @@ class Stage:
     max_steps: int  # the stage's budget; it ends earlier once validation reaches the threshold
     batch_size: int = 64
     lr: float | None = None  # this stage's peak learning rate; None = TrainConfig.lr
+    # Training-only settings of the model for this stage; None = the model config's own. Long stages
+    # backpropagate through their last segments only (truncated BPTT): the segments before run forward
+    # without gradients, so a stage of 256 segments costs about as much as a full-BPTT stage of 100.
+    bptt_depth: int | None = None
+    memory_noise: float | None = None
+    # A streamed stage reads its inputs `chunk` segments per optimiser step: each step continues from the
+    # memory state the previous step left (detached), so no segment runs twice and every segment trains,
+    # from memory states as far into the input as the stage is long. Steps without the question train on
+    # the auxiliary loss alone; one input of n_segments takes n_segments / chunk steps. max_steps counts
+    # steps, and no shorter inputs are mixed in. None: the whole input in one step.
+    chunk: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.chunk is not None and (not isinstance(self.chunk, int) or self.chunk < 1 or self.n_segments % self.chunk):
+            raise ValueError(f"Stage.chunk must be None or an int >= 1 that divides n_segments ({self.n_segments}), "
+                             f"got {self.chunk!r}")
+        if self.chunk is not None and self.bptt_depth is not None:
+            raise ValueError("a streamed stage (chunk) backpropagates through its chunk; leave bptt_depth None")
+        if self.bptt_depth is not None and (not isinstance(self.bptt_depth, int) or self.bptt_depth < 1):
+            raise ValueError(f"Stage.bptt_depth must be None (the model's setting) or an int >= 1, got {self.bptt_depth!r}")
+        if self.memory_noise is not None and not 0.0 <= self.memory_noise < 1.0:
+            raise ValueError(f"Stage.memory_noise must be None or lie in [0, 1), got {self.memory_noise!r}")
+
+    @property
+    def model_overrides(self) -> dict[str, Any]:
+        """The RMTConfig fields this stage sets for its training steps."""
+        return {k: v for k, v in (("bptt_depth", self.bptt_depth), ("memory_noise", self.memory_noise)) if v is not None}
 
 
 # The shipped model's loss. The paper's LM loss on the answer token, read at the six locations' tokens
@@ -71,6 +98,9 @@ class TrainConfig:
         if self.model.encoding != RMTConfig().encoding:
             raise ValueError("training encodes inputs as this project does (segment_alignment='right', the question "
                              "after a space, no answer prompt); the reference's layout is for imported models")
+        if any(s.chunk is not None for s in self.stages) and not self.model.aux_every_segment:
+            raise ValueError("a streamed stage (Stage.chunk) trains its pieces without the question on the auxiliary "
+                             "loss at every segment: it needs model.aux_every_segment=True")
         if min(self.eval_every, self.checkpoint_every, self.eval_samples) < 1 or self.lr <= 0:
             raise ValueError("eval_every, checkpoint_every, eval_samples and lr must be positive")
 

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from rmt_lib.data import Batch, load_tokenizer
 from rmt_lib.jsonio import atomic_path, check_output_path, write_text_atomic
-from rmt_lib.model import RecurrentMemoryTransformer, save_pretrained
+from rmt_lib.model import RecurrentMemoryTransformer, from_pretrained, save_pretrained
 from rmt_lib.model.checkpoint import load_model_tensors, model_tensors
 from rmt_lib.runtime import resolve_device, seed_everything
 from rmt_lib.train.config import Stage, TrainConfig, lr_at
@@ -80,6 +80,8 @@ class Trainer:
         self.best: dict[str, torch.Tensor] = model_tensors(self.model)
         self._new_optimizer()
         self._validation: dict[int, list[Batch]] = {}
+        self._stream: tuple[tuple[int, int], Batch] | None = None  # a streamed stage's inputs: ((stage, index), batch)
+        self._carry: torch.Tensor | None = None  # (B, M, D) where a streamed stage's next piece starts
 
     # --- the loop ---------------------------------------------------------------------------------
 
@@ -94,6 +96,9 @@ class Trainer:
     def _run_stage(self, started: float) -> None:
         cfg, st = self.cfg, self.state
         stage = cfg.stages[st.stage]
+        if stage.chunk is not None and self.world > 1:
+            raise ValueError(f"stage {st.stage + 1} is streamed (chunk={stage.chunk}); streamed stages train in one "
+                             "process (each rank's memory state would need its own checkpoint)")
         bar = tqdm(total=stage.max_steps, initial=st.step, disable=not self.progress or self.rank,
                    desc=f"stage {st.stage + 1}/{len(cfg.stages)}: {stage.n_segments} seg", unit="step",
                    dynamic_ncols=True, leave=True)
@@ -104,7 +109,8 @@ class Trainer:
             st.step += 1
             st.tokens += tokens * self.world
             record = dict(kind="train", stage=st.stage, n_segments=stage.n_segments, batch_segments=n_segments, step=st.step,
-                          loss=round(loss, 5), accuracy=round(acc, 4), lr=self.optimizer.param_groups[0]["lr"],
+                          loss=None if loss is None else round(loss, 5), accuracy=None if acc is None else round(acc, 4),
+                          lr=self.optimizer.param_groups[0]["lr"],
                           tokens_per_s=round(tokens * self.world / (time.perf_counter() - t0)),
                           elapsed=round(time.perf_counter() - started, 1))
             if st.step % cfg.eval_every == 0 or st.step == stage.max_steps:
@@ -115,7 +121,7 @@ class Trainer:
                 done = accuracy >= cfg.advance_accuracy
             self._log(record)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.2f}", val=None if accuracy is None else f"{accuracy:.3f}",
+            bar.set_postfix(loss=None if loss is None else f"{loss:.3f}", acc=None if acc is None else f"{acc:.2f}", val=None if accuracy is None else f"{accuracy:.3f}",
                             tok_s=record["tokens_per_s"])
             if st.step % cfg.checkpoint_every == 0 and not done and st.step < stage.max_steps:
                 st.elapsed = time.perf_counter() - started
@@ -123,21 +129,47 @@ class Trainer:
         bar.close()
         self._finish_stage(stage, started)
 
-    def _train_step(self, stage: Stage) -> tuple[float, float, int, int]:
+    def _train_step(self, stage: Stage) -> tuple[float | None, float | None, int, int]:
+        """One optimiser step: (answer loss, answer accuracy, tokens, segments of the batch's inputs); the
+        loss and accuracy are None for a streamed chunk without the question."""
         cfg, st = self.cfg, self.state
-        rng = np.random.default_rng(_seed_for(cfg, _MIX, st.stage, st.step))
-        n_segments = stage.n_segments
-        shorter = [s.n_segments for s in cfg.stages[:st.stage] if s.n_segments < n_segments]
-        if shorter and rng.random() < cfg.mix_shorter:
-            n_segments = int(rng.choice(shorter))
-        batch = make_batch(cfg, self.tokenizer, n_segments, stage.batch_size, _seed_for(cfg, _TRAIN, st.stage, st.step), "train")
-        local = _shard(batch, self.rank, self.world).to(self.device)
+        if stage.chunk is not None:
+            local, n_segments = self._chunk(stage), stage.n_segments
+        else:
+            rng = np.random.default_rng(_seed_for(cfg, _MIX, st.stage, st.step))
+            n_segments = stage.n_segments
+            shorter = [s.n_segments for s in cfg.stages[:st.stage] if s.n_segments < n_segments]
+            if shorter and rng.random() < cfg.mix_shorter:
+                n_segments = int(rng.choice(shorter))
+            batch = make_batch(cfg, self.tokenizer, n_segments, stage.batch_size, _seed_for(cfg, _TRAIN, st.stage, st.step), "train")
+            local = _shard(batch, self.rank, self.world).to(self.device)
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(cfg, st.step, stage.max_steps, stage.lr)
         torch.manual_seed(_seed_for(cfg, _NOISE, st.stage, st.step))  # memory noise: the same after a resume
-        out = train_step(self.model, self.optimizer, local, cfg.grad_clip, forward=self.ddp)
+        with self.model.training_overrides(**stage.model_overrides):
+            out = train_step(self.model, self.optimizer, local, cfg.grad_clip, forward=self.ddp, memory=self._carry)
+        if stage.chunk is not None:
+            self._carry = None if local.labels is not None else out.memory.detach()  # (B, M, D)
+        if local.labels is None:
+            return None, None, local.input_ids.numel(), n_segments
         acc = (out.logits.argmax(-1) == local.labels).float().mean().item()
         return out.answer_loss.item(), acc, local.input_ids.numel(), n_segments
+
+    def _chunk(self, stage: Stage) -> Batch:
+        """A streamed stage's piece for this step: `stage.chunk` segments of the current inputs, their
+        question only in the last piece. The inputs of step k come from the seed of k // pieces, so a
+        resumed run regenerates them; the memory the previous piece left is in `self._carry`."""
+        st, pieces = self.state, stage.n_segments // stage.chunk
+        index, part = divmod(st.step, pieces)
+        if self._stream is None or self._stream[0] != (st.stage, index):
+            batch = make_batch(self.cfg, self.tokenizer, stage.n_segments, stage.batch_size,
+                               _seed_for(self.cfg, _TRAIN, st.stage, index), "train")
+            self._stream = ((st.stage, index), _shard(batch, self.rank, self.world).to(self.device))
+        whole = self._stream[1]
+        tokens = slice(part * stage.chunk * self.cfg.model.segment_size, (part + 1) * stage.chunk * self.cfg.model.segment_size)
+        mask = None if whole.attention_mask is None else whole.attention_mask[:, tokens]
+        return Batch(whole.input_ids[:, tokens], mask, whole.labels if part == pieces - 1 else None,
+                     whole.aux_labels[:, part * stage.chunk:(part + 1) * stage.chunk])
 
     def _finish_stage(self, stage: Stage, started: float) -> None:
         """Keep the stage's best weights, record it, and start the next stage from them."""
@@ -148,6 +180,7 @@ class Trainer:
         st.history.append(summary)
         self._log(summary)
         st.stage, st.step, st.best_accuracy = st.stage + 1, 0, -1.0
+        self._stream = self._carry = None
         st.elapsed = time.perf_counter() - started
         self._new_optimizer()
         self.save_checkpoint()
@@ -188,6 +221,8 @@ class Trainer:
             return
         tensors = {f"model.{k}": v for k, v in model_tensors(self.model).items()}
         tensors |= {f"best.{k}": v for k, v in self.best.items()}
+        if self._carry is not None:  # in the middle of a streamed stage's inputs
+            tensors["carry"] = self._carry.detach().cpu().contiguous()
         opt = self.optimizer.state_dict()
         for idx, slots in opt["state"].items():
             tensors |= {f"optim.{idx}.{k}": v.detach().cpu().contiguous() for k, v in slots.items()}
@@ -210,6 +245,7 @@ class Trainer:
                              "--config (stages may be appended), or train into a fresh --output folder")
         load_model_tensors(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         self.best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
+        self._carry = tensors["carry"].to(self.device) if "carry" in tensors else None
         self.state = RunState(**json.loads(meta["run_state"]))
         self._new_optimizer()
         groups = json.loads(meta["param_groups"])
@@ -222,6 +258,36 @@ class Trainer:
         self.optimizer.load_state_dict({"state": state, "param_groups": [g | {"params": p["params"]} for g, p in zip(groups, pg)]})
         self._truncate_log()
         return True
+
+    def start_from_model(self, folder: str | Path) -> None:
+        """Continue a finished curriculum from its model folder: the run that wrote `folder` trained the
+        first stages of this config (its metrics.jsonl says which), and this one trains the stages appended
+        after them. A finished stage leaves nothing but its best weights (the next stage starts a fresh
+        optimiser, and batches are seeded by stage and step), so this equals resuming that run's
+        checkpoint with the stages appended."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise ValueError(f"--from-model {folder} is not a folder; pass a model folder written by train")
+        model = from_pretrained(folder)
+        if model.config != self.cfg.model:
+            changed = sorted(k for k, v in model.config.to_dict().items() if self.cfg.model.to_dict()[k] != v)
+            raise ValueError(f"the model in {folder} differs from the config's model in {changed}; --from-model "
+                             "continues a curriculum with the same model")
+        records = _metrics(folder / METRICS)
+        done = [r for r in records if r.get("kind") == "stage"]
+        trained = [r["n_segments"] for r in done]
+        planned = [s.n_segments for s in self.cfg.stages]
+        if not done or trained != planned[:len(trained)] or len(trained) >= len(planned):
+            raise ValueError(f"the run that wrote {folder} trained stages of {trained} segments; --from-model "
+                             f"continues it with stages appended after those, but this config's are {planned}")
+        load_model_tensors(self.model, model_tensors(model))
+        self.best = model_tensors(self.model)
+        self.state = RunState(stage=len(done), elapsed=float(done[-1]["elapsed"]), log_lines=len(records),
+                              history=done)
+        self._new_optimizer()
+        if self.rank == 0:
+            self.output.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.output / METRICS, "".join(json.dumps(r) + "\n" for r in records))
 
     def _truncate_log(self) -> None:
         """Drop metric lines written after the checkpoint (they will be written again)."""
@@ -248,6 +314,21 @@ def _read_checkpoint(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor
                          "to train from scratch, or restore it") from None
 
 
+def _metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a run's metrics.jsonl; ValueError naming the file and line when one is not JSON."""
+    if not path.is_file():
+        raise ValueError(f"{path.parent} has no {METRICS}: it is not a model folder written by `train`")
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}, line {number}: not JSON ({err})") from None
+        if not isinstance(records[-1], dict):
+            raise ValueError(f"{path}, line {number}: a metrics record is a JSON object")
+    return records
+
+
 def _shard(batch: Batch, rank: int, world: int) -> Batch:
     if world == 1:
         return batch
@@ -259,9 +340,14 @@ def _shard(batch: Batch, rank: int, world: int) -> Batch:
 
 
 def train(cfg: TrainConfig, output: str | Path, *, resume: bool = False, device: str | None = None,
-          progress: bool = True, model_dir: str | Path | None = None) -> RecurrentMemoryTransformer:
-    """Run (or resume) a curriculum; saves the final model to `model_dir` (default: OUTPUT/model)."""
+          progress: bool = True, model_dir: str | Path | None = None,
+          from_model: str | Path | None = None) -> RecurrentMemoryTransformer:
+    """Run (or resume) a curriculum; saves the final model to `model_dir` (default: OUTPUT/model).
+    `from_model`: a model folder whose run trained the first stages of `cfg`; only the later ones are trained."""
     output = Path(output)
+    if resume and from_model is not None:
+        raise ValueError("--resume continues the run in --output and --from-model starts one from a model folder; "
+                         "pass one of them")
     if output.exists() and not output.is_dir():
         raise ValueError(f"--output {output} is a file; a run needs a folder (metrics.jsonl, checkpoint, model/)")
     check_output_path(output / METRICS)  # a parent that is a file: refused before the work
@@ -273,6 +359,8 @@ def train(cfg: TrainConfig, output: str | Path, *, resume: bool = False, device:
             trainer.load_checkpoint()
         elif (output / METRICS).exists() and trainer.rank == 0:
             (output / METRICS).unlink()  # a stale log from a run that never checkpointed
+        if from_model is not None:
+            trainer.start_from_model(from_model)
         model = trainer.run()
         if trainer.rank == 0:
             save_pretrained(model, model_dir or output / "model", tokenizer_path=Path(trainer.tokenizer.source),

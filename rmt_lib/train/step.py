@@ -34,12 +34,14 @@ def make_optimizer(model: RecurrentMemoryTransformer, cfg: TrainConfig) -> torch
 
 
 def train_step(model: RecurrentMemoryTransformer, optimizer: torch.optim.Optimizer, batch: Batch, grad_clip: float,
-               forward: torch.nn.Module | None = None) -> RMTOutput:
+               forward: torch.nn.Module | None = None, memory: torch.Tensor | None = None) -> RMTOutput:
     """Forward (answer + auxiliary loss), backward, gradient clipping, optimiser step. `forward` is the
-    module to call when it is not `model` itself (its DDP wrapper)."""
+    module to call when it is not `model` itself (its DDP wrapper); `memory` (B, M, D) is where the batch's
+    inputs start when they continue earlier ones (None: the learned initial memory)."""
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    out = (forward or model)(batch.input_ids, batch.attention_mask, labels=batch.labels, aux_labels=batch.aux_labels)
+    out = (forward or model)(batch.input_ids, batch.attention_mask, labels=batch.labels, aux_labels=batch.aux_labels,
+                             memory=memory)
     out.loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()

@@ -41,4 +41,7 @@ def test_training_log_plot_of_a_missing_log_keeps_the_layout():
 
 def test_rolling_mean_is_a_trailing_mean():
     np.testing.assert_allclose(_rolling_mean(np.array([1.0, 3.0, 5.0, 7.0]), 2), [1.0, 2.0, 4.0, 6.0])
+    # steps without an answer loss (a streamed stage's pieces without the question) are left out
+    np.testing.assert_allclose(_rolling_mean(np.array([1.0, np.nan, 5.0, np.nan]), 2), [1.0, 1.0, 5.0, 5.0])
+    assert np.isnan(_rolling_mean(np.array([np.nan, 2.0]), 1)[0])
     assert len(_rolling_mean(np.array([]), 3)) == 0
