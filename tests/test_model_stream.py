@@ -42,9 +42,10 @@ def both_paths(model, x, mask, **kwargs):
     return streamed, reference
 
 
+@pytest.mark.parametrize("memory_path", ["normed", "residual"])
 @pytest.mark.parametrize("batch, pads", [(1, [0]), (1, [4]), (3, [0, 7, 2])])
-def test_stream_equals_the_backbone_bit_for_bit(batch, pads):
-    model = bloom()
+def test_stream_equals_the_backbone_bit_for_bit(batch, pads, memory_path):
+    model = bloom(memory_path=memory_path)
     x, mask = ids_and_mask(model.config, batch, n_segments=5, pads=pads)
     streamed, reference = both_paths(model, x, mask, capture_memory=True)
     assert torch.equal(streamed.logits, reference.logits)
@@ -164,3 +165,29 @@ def test_segments_before_the_question_skip_the_hidden_states_only_in_the_stream(
         kept = model.cell(x[:, :6], memory, stream=stream)
         assert skipped.hidden is None and torch.equal(skipped.memory, kept.memory)
         assert model.cell(x[:, :6], memory, memory_only=True).hidden is not None  # the backbone path keeps them
+
+
+@pytest.mark.parametrize("backbone", ["bloom", "llama"])
+def test_a_residual_memory_passes_blocks_that_add_nothing_unchanged(backbone):
+    """memory_path="residual": the memory is the last block's output at the write rows, so where every block
+    adds zero (output projections zeroed), the next memory is the one that went in, exactly; with "normed"
+    the norms alone move it."""
+    states = {}
+    for path in ("normed", "residual"):
+        torch.manual_seed(0)
+        model = RecurrentMemoryTransformer(RMTConfig(backbone=backbone, memory_path=path, **TINY)).eval()
+        with torch.no_grad():
+            for name, p in model.backbone.named_parameters():
+                if any(k in name for k in ("dense.", "dense_4h_to_h", "c_proj", "o_proj", "down_proj")):
+                    p.zero_()
+        x, mask = ids_and_mask(model.config, 2, n_segments=3, pads=[0, 4])
+        with torch.inference_mode():
+            states[path] = model(x, mask, capture_memory=True).memory_states  # (2, 4, M, D)
+    residual = states["residual"]
+    assert torch.equal(residual[:, 1:], residual[:, :1].expand_as(residual[:, 1:]))
+    assert not torch.allclose(states["normed"][:, 1], states["normed"][:, 0])
+
+
+def test_a_residual_memory_needs_relative_positions():
+    with pytest.raises(ValueError, match="position embeddings"):
+        RMTConfig(backbone="gpt2", memory_path="residual")

@@ -10,6 +10,7 @@ from transformers import AutoConfig, PretrainedConfig
 BackboneName = Literal["gpt2", "llama", "bloom"]
 AnswerHead = Literal["classifier", "lm"]
 SegmentAlignment = Literal["right", "left"]
+MemoryPath = Literal["normed", "residual"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,16 @@ class RMTConfig:
     segment_size: int = 32  # tokens per segment (the paper: 512)
     num_memory_tokens: int = 8  # the paper: 16
     recurrent: bool = True  # False: the no-memory baseline, which reads only the last segment
+    # How the memory state passes through the backbone. "normed", as the reference RMT code does: the memory
+    # tokens enter as input embeddings (through Bloom's embedding norm) and the next memory is the write
+    # tokens' hidden states after the final norm. "residual": the memory enters the residual stream as it
+    # is and the next memory is the write tokens' hidden states after the last block, before the final norm
+    # (which the answer and auxiliary heads still read for the segment's tokens). With "normed", the two
+    # norms alone are a contraction: iterated without any layer between them (the earlier shipped model's
+    # norms), two different memory states come within 1.5% of each other after 32 segments, so every
+    # layer must work against them to keep a fact. With "residual", a block that adds nothing to the write
+    # tokens leaves the memory exactly where it was.
+    memory_path: MemoryPath = "normed"
     bptt_depth: int | None = None  # backpropagate through the last K segments; None = all of them
     # "right": the input is left-padded to whole segments, so the question ends the last one (ours).
     # "left": segments are cut from the input's start and the last one may be shorter, as the reference
@@ -86,6 +97,11 @@ class RMTConfig:
             raise ValueError(f"RMTConfig.bptt_depth must be None (full BPTT) or an int >= 1, got {self.bptt_depth!r}")
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        if self.memory_path not in ("normed", "residual"):
+            raise ValueError(f"memory_path must be 'normed' or 'residual', got {self.memory_path!r}")
+        if self.memory_path == "residual" and self.backbone == "gpt2":
+            raise ValueError("memory_path='residual' needs a backbone with relative positions (bloom or llama): GPT-2 "
+                             "adds its position embeddings to every input row, which would move the memory each segment")
         if self.segment_alignment not in ("right", "left"):
             raise ValueError(f"segment_alignment must be 'right' or 'left', got {self.segment_alignment!r}")
         if self.backbone not in ("gpt2", "llama", "bloom"):

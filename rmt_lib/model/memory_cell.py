@@ -1,7 +1,10 @@
 """One segment through the backbone: ``[read memory | segment tokens | write memory]`` -> new memory."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+
 import torch
 from torch import nn
 from transformers import PreTrainedModel
@@ -19,15 +22,18 @@ class CellOutput:
 class MemoryCell(nn.Module):
     """Wraps any transformers causal LM that accepts ``inputs_embeds``.
 
-    The memory enters as input embeddings at both ends of the segment, as in the paper's decoder RMT:
-    the read copy at the start is visible to every token (causal attention), the write copy at the end
-    sees the whole segment, and its final hidden states become the next memory state.
+    The memory enters at both ends of the segment, as in the paper's decoder RMT: the read copy at the start
+    is visible to every token (causal attention), the write copy at the end sees the whole segment, and its
+    final hidden states become the next memory state. `memory_path` (RMTConfig) says where it enters and
+    leaves: "normed" as input embeddings and after the final norm; "residual" in the residual stream, past
+    any embedding norm, and after the last block, before the final norm.
     """
 
-    def __init__(self, backbone: PreTrainedModel, num_memory_tokens: int):
+    def __init__(self, backbone: PreTrainedModel, num_memory_tokens: int, memory_path: str = "normed"):
         super().__init__()
         self.backbone = backbone
         self.num_memory_tokens = num_memory_tokens
+        self.residual = memory_path == "residual" and num_memory_tokens > 0
         hidden = backbone.config.hidden_size
         std = getattr(backbone.config, "initializer_range", 0.02)
         # Trainable initial memory, on the scale of the token embeddings it sits beside.
@@ -49,6 +55,9 @@ class MemoryCell(nn.Module):
             embeds = stream.embed(input_ids, memory)  # (B, P, D)
             if memory_only and M:
                 return CellOutput(hidden=None, memory=stream(embeds, rows=slice(M + L, None)), attentions=None)
+            if self.residual:
+                h = stream(embeds, final_norm=False)  # (B, P, D) the last block's output
+                return CellOutput(hidden=stream.final(h[:, M:M + L]), memory=h[:, M + L:], attentions=None)
             h = stream(embeds)  # (B, P, D)
         else:
             embeds = self.backbone.get_input_embeddings()(input_ids)  # (B, L, D)
@@ -58,11 +67,32 @@ class MemoryCell(nn.Module):
             if attention_mask is not None:
                 ones = attention_mask.new_ones(B, M)
                 mask = torch.cat([ones, attention_mask, ones], dim=1).long()  # (B, P)
-            out = self.backbone.base_model(inputs_embeds=embeds, attention_mask=mask,
-                                           output_attentions=output_attentions, use_cache=False)
+            with self._residual_memory(memory) if self.residual else nullcontext() as last_block:
+                out = self.backbone.base_model(inputs_embeds=embeds, attention_mask=mask,
+                                               output_attentions=output_attentions, use_cache=False)
             h = out.last_hidden_state  # (B, P, D), after the backbone's final norm
             attentions = out.attentions if output_attentions else None
+            if self.residual:
+                return CellOutput(hidden=h[:, M:M + L], memory=last_block["h"][:, M + L:], attentions=attentions)
         return CellOutput(hidden=h[:, M:M + L], memory=h[:, M + L:] if M else None, attentions=attentions)
+
+    @contextmanager
+    def _residual_memory(self, memory: torch.Tensor) -> Iterator[dict[str, torch.Tensor]]:
+        """During one backbone call: the memory rows skip the embedding norm (Bloom's; GPT-2 and Llama have
+        none), and the yielded dict receives the final norm's input, the last block's output (B, P, D)."""
+        base, M = self.backbone.base_model, self.num_memory_tokens
+        seen: dict[str, torch.Tensor] = {}
+        handles = []
+        embed_norm = getattr(base, "word_embeddings_layernorm", None)
+        if embed_norm is not None:
+            keep = lambda module, args, out: torch.cat([memory, out[:, M:-M], memory], dim=1)  # noqa: E731
+            handles.append(embed_norm.register_forward_hook(keep))
+        handles.append(final_norm(base).register_forward_pre_hook(lambda module, args: seen.update(h=args[0])))
+        try:
+            yield seen
+        finally:
+            for handle in handles:
+                handle.remove()
 
     def stream(self) -> BloomStream | None:
         """A faster backbone call for many segments in a row, or None where it would not give the same numbers.
@@ -81,4 +111,13 @@ class MemoryCell(nn.Module):
         other_layout = cfg.apply_residual_connection_post_layernorm or (cfg.pretraining_tp > 1 and cfg.slow_but_exact)
         tested = weight.dtype == torch.float32 and weight.device.type == "cpu"  # where parity is tested bit for bit
         hooked = any(m._forward_hooks or m._forward_pre_hooks for m in base.modules())  # hooks must see modules run
-        return BloomStream(base, self._rows_exact) if tested and not other_layout and not hooked else None
+        return (BloomStream(base, self._rows_exact, residual=self.residual) if tested and not other_layout and not hooked
+                else None)
+
+
+def final_norm(base: nn.Module) -> nn.Module:
+    """The norm after the last block of a transformers base model (Bloom and GPT-2: ln_f; Llama: norm)."""
+    for name in ("ln_f", "norm"):
+        if isinstance(getattr(base, name, None), nn.Module):
+            return getattr(base, name)
+    raise ValueError(f"{type(base).__name__} has no final norm (ln_f or norm) for memory_path='residual'")
