@@ -42,7 +42,7 @@ def both_paths(model, x, mask, **kwargs):
     return streamed, reference
 
 
-@pytest.mark.parametrize("memory_path", ["normed", "residual"])
+@pytest.mark.parametrize("memory_path", ["final_norm", "last_block"])
 @pytest.mark.parametrize("batch, pads", [(1, [0]), (1, [4]), (3, [0, 7, 2])])
 def test_stream_equals_the_backbone_bit_for_bit(batch, pads, memory_path):
     model = bloom(memory_path=memory_path)
@@ -167,27 +167,32 @@ def test_segments_before_the_question_skip_the_hidden_states_only_in_the_stream(
         assert model.cell(x[:, :6], memory, memory_only=True).hidden is not None  # the backbone path keeps them
 
 
-@pytest.mark.parametrize("backbone", ["bloom", "llama"])
-def test_a_residual_memory_passes_blocks_that_add_nothing_unchanged(backbone):
-    """memory_path="residual": the memory is the last block's output at the write rows, so where every block
-    adds zero (output projections zeroed), the next memory is the one that went in, exactly; with "normed"
-    the norms alone move it."""
+def test_a_last_block_memory_passes_blocks_that_add_nothing_through_the_embedding_norm_alone():
+    """memory_path="last_block": the memory is the last block's output at the write rows, so where every block
+    adds zero (output projections zeroed), the next memory is the embedding norm of the one that went in: with
+    the norm's initial weights a fixed point, once the norm's epsilon has stopped mattering (the initial
+    memory is small); through the final norm as well ("final_norm"), the memory keeps moving."""
     states = {}
-    for path in ("normed", "residual"):
+    for path in ("final_norm", "last_block"):
         torch.manual_seed(0)
-        model = RecurrentMemoryTransformer(RMTConfig(backbone=backbone, memory_path=path, **TINY)).eval()
+        model = RecurrentMemoryTransformer(RMTConfig(backbone="bloom", memory_path=path, **TINY)).eval()
+        base = model.backbone.transformer
         with torch.no_grad():
-            for name, p in model.backbone.named_parameters():
-                if any(k in name for k in ("dense.", "dense_4h_to_h", "c_proj", "o_proj", "down_proj")):
+            for name, p in base.h.named_parameters():
+                if "dense." in name or "dense_4h_to_h" in name:
                     p.zero_()
-        x, mask = ids_and_mask(model.config, 2, n_segments=3, pads=[0, 4])
+            base.ln_f.bias.normal_()  # a trained final norm is not neutral
+        x, mask = ids_and_mask(model.config, 2, n_segments=4, pads=[0, 4])
         with torch.inference_mode():
-            states[path] = model(x, mask, capture_memory=True).memory_states  # (2, 4, M, D)
-    residual = states["residual"]
-    assert torch.equal(residual[:, 1:], residual[:, :1].expand_as(residual[:, 1:]))
-    assert not torch.allclose(states["normed"][:, 1], states["normed"][:, 0])
+            states[path] = model(x, mask, capture_memory=True).memory_states  # (2, 5, M, D)
+    kept = states["last_block"]
+    first = base.word_embeddings_layernorm(model.cell.initial_memory).detach()
+    torch.testing.assert_close(kept[:, 1], first.expand_as(kept[:, 1]), rtol=0, atol=1e-5)
+    torch.testing.assert_close(kept[:, 3:], kept[:, 2:3].expand_as(kept[:, 3:]), rtol=0, atol=1e-5)
+    moved = states["final_norm"]
+    assert (moved[:, 2] - moved[:, 1]).abs().max() > 1e-2
 
 
-def test_a_residual_memory_needs_relative_positions():
-    with pytest.raises(ValueError, match="position embeddings"):
-        RMTConfig(backbone="gpt2", memory_path="residual")
+def test_a_last_block_memory_needs_the_bloom_backbone():
+    with pytest.raises(ValueError, match="embedding norm"):
+        RMTConfig(backbone="llama", memory_path="last_block")

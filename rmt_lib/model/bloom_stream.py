@@ -25,9 +25,9 @@ class BloomStream:
     time: with `rows`, the last layer runs on fewer rows than Bloom's (see `__call__`).
     """
 
-    def __init__(self, base, rows_exact: dict[tuple, bool] | None = None, residual: bool = False):  # a BloomModel
+    def __init__(self, base, rows_exact: dict[tuple, bool] | None = None, before_final_norm: bool = False):  # a BloomModel
         self.base = base
-        self.residual = residual  # memory_path="residual": the memory rows skip the embedding norm
+        self.before_final_norm = before_final_norm  # memory_path="last_block": `rows` (the write memory) skip the final norm
         self.embeddings = base.word_embeddings.weight  # (V, D)
         self.embed_norm, self.final_norm = _norm(base.word_embeddings_layernorm), _norm(base.ln_f)
         self.layers = [_Layer.of(block) for block in base.h]
@@ -59,12 +59,8 @@ class BloomStream:
 
     def embed(self, input_ids: torch.Tensor, memory: torch.Tensor | None) -> torch.Tensor:
         """[memory | token embeddings | memory]: (B, L) ids, (B, M, D) memory -> (B, P, D); the lookup that
-        nn.Embedding makes, without the module call and the backbone's get_input_embeddings(). With
-        `residual`, the token rows are already through the embedding norm and the memory rows are as given:
-        the first block's input."""
+        nn.Embedding makes, without the module call and the backbone's get_input_embeddings()."""
         embeds = torch.embedding(self.embeddings, input_ids)  # (B, L, D)
-        if self.residual:
-            embeds = torch.layer_norm(embeds, *self.embed_norm)  # per row: the same bits as over all P rows
         return embeds if memory is None else torch.cat([memory, embeds, memory], dim=1)
 
     def final(self, h: torch.Tensor) -> torch.Tensor:
@@ -73,7 +69,7 @@ class BloomStream:
 
     def __call__(self, embeds: torch.Tensor, rows: slice | None = None, final_norm: bool = True) -> torch.Tensor:
         """(B, P, D) -> the final hidden states (B, P, D), or only those at positions `rows`: (B, R, D); with
-        `final_norm=False` (or `residual` and `rows`: the write memory) the last block's output, before it.
+        `final_norm=False` (or `before_final_norm` and `rows`: the write memory) the last block's output, before it.
 
         Every layer but the last needs all positions (they are the next layer's keys and values); the last
         needs them only as keys and values, so with `rows` only its q/k/v projection runs on every position
@@ -83,11 +79,11 @@ class BloomStream:
         it is checked on the first input of each shape, by computing both, and where it does not hold the
         whole last layer runs, as without `rows`."""
         bias = self._bias(embeds)
-        h = embeds if self.residual else torch.layer_norm(embeds, *self.embed_norm)  # (B, P, D)
+        h = torch.layer_norm(embeds, *self.embed_norm)
         for layer in self.layers[:-1]:
             h = layer(h, bias)
         last = self.layers[-1]
-        end = (lambda x: x) if not final_norm or (self.residual and rows is not None) else self.final
+        end = (lambda x: x) if not final_norm or (self.before_final_norm and rows is not None) else self.final
         if rows is None:
             return end(last(h, bias))
         key = (tuple(h.shape), rows.start, rows.stop)

@@ -10,7 +10,7 @@ from transformers import AutoConfig, PretrainedConfig
 BackboneName = Literal["gpt2", "llama", "bloom"]
 AnswerHead = Literal["classifier", "lm"]
 SegmentAlignment = Literal["right", "left"]
-MemoryPath = Literal["normed", "residual"]
+MemoryPath = Literal["final_norm", "last_block"]
 
 
 @dataclass(frozen=True)
@@ -34,16 +34,15 @@ class RMTConfig:
     segment_size: int = 32  # tokens per segment (the paper: 512)
     num_memory_tokens: int = 8  # the paper: 16
     recurrent: bool = True  # False: the no-memory baseline, which reads only the last segment
-    # How the memory state passes through the backbone. "normed", as the reference RMT code does: the memory
-    # tokens enter as input embeddings (through Bloom's embedding norm) and the next memory is the write
-    # tokens' hidden states after the final norm. "residual": the memory enters the residual stream as it
-    # is and the next memory is the write tokens' hidden states after the last block, before the final norm
-    # (which the answer and auxiliary heads still read for the segment's tokens). With "normed", the two
-    # norms alone are a contraction: iterated without any layer between them (the earlier shipped model's
-    # norms), two different memory states come within 1.5% of each other after 32 segments, so every
-    # layer must work against them to keep a fact. With "residual", a block that adds nothing to the write
-    # tokens leaves the memory exactly where it was.
-    memory_path: MemoryPath = "normed"
+    # Where the next memory state is read. "final_norm", as the reference RMT code does: the write tokens'
+    # hidden states after the backbone's final norm. "last_block": their hidden states after the last block,
+    # before the final norm (which the answer and auxiliary heads still read for the segment's tokens).
+    # Either way the memory enters as input embeddings, through the embedding norm as every token does,
+    # which keeps the state bounded. Measured on the earlier shipped model's norms, iterated with no block
+    # between them: through both norms two different memory states come within 1.5% of each other in 32
+    # segments, so every layer must work against a contraction to keep a fact; through Bloom's embedding
+    # norm alone they are still 103% apart after 2,048.
+    memory_path: MemoryPath = "final_norm"
     bptt_depth: int | None = None  # backpropagate through the last K segments; None = all of them
     # "right": the input is left-padded to whole segments, so the question ends the last one (ours).
     # "left": segments are cut from the input's start and the last one may be shorter, as the reference
@@ -97,11 +96,11 @@ class RMTConfig:
             raise ValueError(f"RMTConfig.bptt_depth must be None (full BPTT) or an int >= 1, got {self.bptt_depth!r}")
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
-        if self.memory_path not in ("normed", "residual"):
-            raise ValueError(f"memory_path must be 'normed' or 'residual', got {self.memory_path!r}")
-        if self.memory_path == "residual" and self.backbone == "gpt2":
-            raise ValueError("memory_path='residual' needs a backbone with relative positions (bloom or llama): GPT-2 "
-                             "adds its position embeddings to every input row, which would move the memory each segment")
+        if self.memory_path not in ("final_norm", "last_block"):
+            raise ValueError(f"memory_path must be 'final_norm' or 'last_block', got {self.memory_path!r}")
+        if self.memory_path == "last_block" and self.backbone != "bloom":
+            raise ValueError("memory_path='last_block' needs the bloom backbone: its embedding norm is what keeps the "
+                             "memory bounded (GPT-2 and Llama have none, and GPT-2 adds position embeddings to it)")
         if self.segment_alignment not in ("right", "left"):
             raise ValueError(f"segment_alignment must be 'right' or 'left', got {self.segment_alignment!r}")
         if self.backbone not in ("gpt2", "llama", "bloom"):

@@ -24,16 +24,15 @@ class MemoryCell(nn.Module):
 
     The memory enters at both ends of the segment, as in the paper's decoder RMT: the read copy at the start
     is visible to every token (causal attention), the write copy at the end sees the whole segment, and its
-    final hidden states become the next memory state. `memory_path` (RMTConfig) says where it enters and
-    leaves: "normed" as input embeddings and after the final norm; "residual" in the residual stream, past
-    any embedding norm, and after the last block, before the final norm.
+    final hidden states become the next memory state: after the final norm (`memory_path="final_norm"`, the
+    reference's), or after the last block, before it (`"last_block"`).
     """
 
-    def __init__(self, backbone: PreTrainedModel, num_memory_tokens: int, memory_path: str = "normed"):
+    def __init__(self, backbone: PreTrainedModel, num_memory_tokens: int, memory_path: str = "final_norm"):
         super().__init__()
         self.backbone = backbone
         self.num_memory_tokens = num_memory_tokens
-        self.residual = memory_path == "residual" and num_memory_tokens > 0
+        self.before_final_norm = memory_path == "last_block" and num_memory_tokens > 0
         hidden = backbone.config.hidden_size
         std = getattr(backbone.config, "initializer_range", 0.02)
         # Trainable initial memory, on the scale of the token embeddings it sits beside.
@@ -55,7 +54,7 @@ class MemoryCell(nn.Module):
             embeds = stream.embed(input_ids, memory)  # (B, P, D)
             if memory_only and M:
                 return CellOutput(hidden=None, memory=stream(embeds, rows=slice(M + L, None)), attentions=None)
-            if self.residual:
+            if self.before_final_norm:
                 h = stream(embeds, final_norm=False)  # (B, P, D) the last block's output
                 return CellOutput(hidden=stream.final(h[:, M:M + L]), memory=h[:, M + L:], attentions=None)
             h = stream(embeds)  # (B, P, D)
@@ -67,32 +66,25 @@ class MemoryCell(nn.Module):
             if attention_mask is not None:
                 ones = attention_mask.new_ones(B, M)
                 mask = torch.cat([ones, attention_mask, ones], dim=1).long()  # (B, P)
-            with self._residual_memory(memory) if self.residual else nullcontext() as last_block:
+            with self._last_block() if self.before_final_norm else nullcontext() as last_block:
                 out = self.backbone.base_model(inputs_embeds=embeds, attention_mask=mask,
                                                output_attentions=output_attentions, use_cache=False)
             h = out.last_hidden_state  # (B, P, D), after the backbone's final norm
             attentions = out.attentions if output_attentions else None
-            if self.residual:
+            if self.before_final_norm:
                 return CellOutput(hidden=h[:, M:M + L], memory=last_block["h"][:, M + L:], attentions=attentions)
         return CellOutput(hidden=h[:, M:M + L], memory=h[:, M + L:] if M else None, attentions=attentions)
 
     @contextmanager
-    def _residual_memory(self, memory: torch.Tensor) -> Iterator[dict[str, torch.Tensor]]:
-        """During one backbone call: the memory rows skip the embedding norm (Bloom's; GPT-2 and Llama have
-        none), and the yielded dict receives the final norm's input, the last block's output (B, P, D)."""
-        base, M = self.backbone.base_model, self.num_memory_tokens
+    def _last_block(self) -> Iterator[dict[str, torch.Tensor]]:
+        """During one backbone call, the yielded dict receives the final norm's input: the last block's
+        output (B, P, D)."""
         seen: dict[str, torch.Tensor] = {}
-        handles = []
-        embed_norm = getattr(base, "word_embeddings_layernorm", None)
-        if embed_norm is not None:
-            keep = lambda module, args, out: torch.cat([memory, out[:, M:-M], memory], dim=1)  # noqa: E731
-            handles.append(embed_norm.register_forward_hook(keep))
-        handles.append(final_norm(base).register_forward_pre_hook(lambda module, args: seen.update(h=args[0])))
+        handle = final_norm(self.backbone.base_model).register_forward_pre_hook(lambda module, args: seen.update(h=args[0]))
         try:
             yield seen
         finally:
-            for handle in handles:
-                handle.remove()
+            handle.remove()
 
     def stream(self) -> BloomStream | None:
         """A faster backbone call for many segments in a row, or None where it would not give the same numbers.
@@ -111,7 +103,7 @@ class MemoryCell(nn.Module):
         other_layout = cfg.apply_residual_connection_post_layernorm or (cfg.pretraining_tp > 1 and cfg.slow_but_exact)
         tested = weight.dtype == torch.float32 and weight.device.type == "cpu"  # where parity is tested bit for bit
         hooked = any(m._forward_hooks or m._forward_pre_hooks for m in base.modules())  # hooks must see modules run
-        return (BloomStream(base, self._rows_exact, residual=self.residual) if tested and not other_layout and not hooked
+        return (BloomStream(base, self._rows_exact, before_final_norm=self.before_final_norm) if tested and not other_layout and not hooked
                 else None)
 
 
@@ -120,4 +112,4 @@ def final_norm(base: nn.Module) -> nn.Module:
     for name in ("ln_f", "norm"):
         if isinstance(getattr(base, name, None), nn.Module):
             return getattr(base, name)
-    raise ValueError(f"{type(base).__name__} has no final norm (ln_f or norm) for memory_path='residual'")
+    raise ValueError(f"{type(base).__name__} has no final norm (ln_f or norm) for memory_path='last_block'")
