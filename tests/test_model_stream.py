@@ -42,10 +42,11 @@ def both_paths(model, x, mask, **kwargs):
     return streamed, reference
 
 
-@pytest.mark.parametrize("memory_path", ["final_norm", "last_block"])
+@pytest.mark.parametrize("memory", [("final_norm", "embedding_norm"), ("last_block", "embedding_norm"),
+                                    ("last_block", "plain_norm")])
 @pytest.mark.parametrize("batch, pads", [(1, [0]), (1, [4]), (3, [0, 7, 2])])
-def test_stream_equals_the_backbone_bit_for_bit(batch, pads, memory_path):
-    model = bloom(memory_path=memory_path)
+def test_stream_equals_the_backbone_bit_for_bit(batch, pads, memory):
+    model = bloom(memory_path=memory[0], memory_input=memory[1])
     x, mask = ids_and_mask(model.config, batch, n_segments=5, pads=pads)
     streamed, reference = both_paths(model, x, mask, capture_memory=True)
     assert torch.equal(streamed.logits, reference.logits)
@@ -191,6 +192,29 @@ def test_a_last_block_memory_passes_blocks_that_add_nothing_through_the_embeddin
     torch.testing.assert_close(kept[:, 3:], kept[:, 2:3].expand_as(kept[:, 3:]), rtol=0, atol=1e-5)
     moved = states["final_norm"]
     assert (moved[:, 2] - moved[:, 1]).abs().max() > 1e-2
+
+
+def test_a_plain_norm_memory_passes_blocks_that_add_nothing_unchanged():
+    """memory_input="plain_norm": the memory enters normalised without learned scale or shift, which maps a
+    normalised state to itself; with blocks that add nothing, and an embedding norm far from neutral, the
+    memory after every segment is the second one's (the first is off by the norm's epsilon beside the small
+    initial memory)."""
+    torch.manual_seed(0)
+    model = RecurrentMemoryTransformer(RMTConfig(backbone="bloom", memory_path="last_block", memory_input="plain_norm",
+                                                 **TINY)).eval()
+    base = model.backbone.transformer
+    with torch.no_grad():
+        for name, p in base.h.named_parameters():
+            if "dense." in name or "dense_4h_to_h" in name:
+                p.zero_()
+        base.word_embeddings_layernorm.weight.uniform_(0.5, 1.5)
+        base.word_embeddings_layernorm.bias.normal_()
+    x, mask = ids_and_mask(model.config, 2, n_segments=4, pads=[0, 4])
+    with torch.inference_mode():
+        kept = model(x, mask, capture_memory=True).memory_states  # (2, 5, M, D)
+    torch.testing.assert_close(kept[:, 3:], kept[:, 2:3].expand_as(kept[:, 3:]), rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="last_block"):
+        RMTConfig(memory_input="plain_norm")
 
 
 def test_a_last_block_memory_needs_the_bloom_backbone():

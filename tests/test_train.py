@@ -105,7 +105,7 @@ def test_from_model_refuses_a_folder_of_another_curriculum_or_model(tmp_path):
 
 
 STREAMED = dataclasses.replace(TINY, model=TINY.model.replace(aux_every_segment=True),
-                               stages=TINY.stages + (Stage(4, 6, 8, chunk=2),), checkpoint_every=1)
+                               stages=TINY.stages + (Stage(4, 6, 8, chunk=2, eval_every=4),), checkpoint_every=1)
 
 
 def test_a_streamed_stage_reads_each_input_in_pieces_and_carries_the_memory(tmp_path):
@@ -116,6 +116,7 @@ def test_a_streamed_stage_reads_each_input_in_pieces_and_carries_the_memory(tmp_
     assert all(r["batch_segments"] == 4 for r in streamed)  # no shorter inputs mixed in
     log = read_training_log(tmp_path / "run" / "metrics.jsonl")
     assert np.isnan(log.stages[-1].loss).sum() == 3
+    assert log.stages[-1].val_steps.tolist() == [4, 6]  # the stage's own eval_every, and its last step
 
 
 def test_a_streamed_stage_resumed_in_the_middle_of_an_input_ends_with_the_same_weights(tmp_path, monkeypatch):

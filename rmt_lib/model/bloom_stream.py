@@ -25,8 +25,10 @@ class BloomStream:
     time: with `rows`, the last layer runs on fewer rows than Bloom's (see `__call__`).
     """
 
-    def __init__(self, base, rows_exact: dict[tuple, bool] | None = None, before_final_norm: bool = False):  # a BloomModel
+    def __init__(self, base, rows_exact: dict[tuple, bool] | None = None, before_final_norm: bool = False,
+                 plain_memory_rows: int = 0):  # a transformers BloomModel
         self.base = base
+        self.plain_memory_rows = plain_memory_rows  # memory_input="plain_norm": the first and last rows, normalised plainly
         self.before_final_norm = before_final_norm  # memory_path="last_block": `rows` (the write memory) skip the final norm
         self.embeddings = base.word_embeddings.weight  # (V, D)
         self.embed_norm, self.final_norm = _norm(base.word_embeddings_layernorm), _norm(base.ln_f)
@@ -79,7 +81,12 @@ class BloomStream:
         it is checked on the first input of each shape, by computing both, and where it does not hold the
         whole last layer runs, as without `rows`."""
         bias = self._bias(embeds)
-        h = torch.layer_norm(embeds, *self.embed_norm)
+        M = self.plain_memory_rows
+        if M:  # the memory rows normalised without scale and shift, the token rows by the embedding norm
+            plain = torch.layer_norm(embeds[:, :M], embeds.shape[-1:], None, None, self.embed_norm[-1])
+            h = torch.cat([plain, torch.layer_norm(embeds[:, M:-M], *self.embed_norm), plain], dim=1)
+        else:
+            h = torch.layer_norm(embeds, *self.embed_norm)
         for layer in self.layers[:-1]:
             h = layer(h, bias)
         last = self.layers[-1]

@@ -28,11 +28,13 @@ class MemoryCell(nn.Module):
     reference's), or after the last block, before it (`"last_block"`).
     """
 
-    def __init__(self, backbone: PreTrainedModel, num_memory_tokens: int, memory_path: str = "final_norm"):
+    def __init__(self, backbone: PreTrainedModel, num_memory_tokens: int, memory_path: str = "final_norm",
+                 memory_input: str = "embedding_norm"):
         super().__init__()
         self.backbone = backbone
         self.num_memory_tokens = num_memory_tokens
         self.before_final_norm = memory_path == "last_block" and num_memory_tokens > 0
+        self.plain_norm = memory_input == "plain_norm" and num_memory_tokens > 0
         hidden = backbone.config.hidden_size
         std = getattr(backbone.config, "initializer_range", 0.02)
         # Trainable initial memory, on the scale of the token embeddings it sits beside.
@@ -66,7 +68,8 @@ class MemoryCell(nn.Module):
             if attention_mask is not None:
                 ones = attention_mask.new_ones(B, M)
                 mask = torch.cat([ones, attention_mask, ones], dim=1).long()  # (B, P)
-            with self._last_block() if self.before_final_norm else nullcontext() as last_block:
+            with (self._last_block() if self.before_final_norm else nullcontext()) as last_block, \
+                    (self._plain_norm(memory) if self.plain_norm else nullcontext()):
                 out = self.backbone.base_model(inputs_embeds=embeds, attention_mask=mask,
                                                output_attentions=output_attentions, use_cache=False)
             h = out.last_hidden_state  # (B, P, D), after the backbone's final norm
@@ -83,6 +86,19 @@ class MemoryCell(nn.Module):
         handle = final_norm(self.backbone.base_model).register_forward_pre_hook(lambda module, args: seen.update(h=args[0]))
         try:
             yield seen
+        finally:
+            handle.remove()
+
+    @contextmanager
+    def _plain_norm(self, memory: torch.Tensor) -> Iterator[None]:
+        """During one backbone call, the memory rows leave Bloom's embedding norm normalised without its learned
+        scale and shift (memory_input="plain_norm")."""
+        M, embed_norm = self.num_memory_tokens, self.backbone.base_model.word_embeddings_layernorm
+        plain = plain_norm(memory, embed_norm.eps)  # (B, M, D)
+        keep = lambda module, args, out: torch.cat([plain, out[:, M:-M], plain], dim=1)  # noqa: E731
+        handle = embed_norm.register_forward_hook(keep)
+        try:
+            yield
         finally:
             handle.remove()
 
@@ -103,8 +119,14 @@ class MemoryCell(nn.Module):
         other_layout = cfg.apply_residual_connection_post_layernorm or (cfg.pretraining_tp > 1 and cfg.slow_but_exact)
         tested = weight.dtype == torch.float32 and weight.device.type == "cpu"  # where parity is tested bit for bit
         hooked = any(m._forward_hooks or m._forward_pre_hooks for m in base.modules())  # hooks must see modules run
-        return (BloomStream(base, self._rows_exact, before_final_norm=self.before_final_norm) if tested and not other_layout and not hooked
+        return (BloomStream(base, self._rows_exact, before_final_norm=self.before_final_norm,
+                            plain_memory_rows=self.num_memory_tokens if self.plain_norm else 0) if tested and not other_layout and not hooked
                 else None)
+
+
+def plain_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """A layer norm over the last dimension without learned scale or shift: idempotent, up to `eps`."""
+    return torch.layer_norm(x, x.shape[-1:], None, None, eps)
 
 
 def final_norm(base: nn.Module) -> nn.Module:

@@ -54,7 +54,7 @@ class RecurrentMemoryTransformer(nn.Module):
             backbone = AutoModelForCausalLM.from_config(config.backbone_config())
         if backbone.config.hidden_size != config.hidden_size:
             raise ValueError(f"backbone hidden size {backbone.config.hidden_size} != config.hidden_size {config.hidden_size}")
-        self.cell = MemoryCell(backbone, config.num_memory_tokens, config.memory_path)
+        self.cell = MemoryCell(backbone, config.num_memory_tokens, config.memory_path, config.memory_input)
         D = config.hidden_size
         self.answer_head = nn.Linear(D, config.num_answers) if config.answer_head == "classifier" else None
         self.aux_head = nn.Linear(D, config.num_aux_actors * (config.num_answers + 1)) if config.num_aux_actors else None

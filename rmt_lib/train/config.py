@@ -29,8 +29,13 @@ class Stage:
     # the auxiliary loss alone; one input of n_segments takes n_segments / chunk steps. max_steps counts
     # steps, and no shorter inputs are mixed in. None: the whole input in one step.
     chunk: int | None = None
+    # Validate every this many steps; None = TrainConfig.eval_every. A long stage's validation costs many
+    # steps' time (at 512 segments, one check reads as many segments as 250 of its chunk steps train).
+    eval_every: int | None = None
 
     def __post_init__(self) -> None:
+        if self.eval_every is not None and (not isinstance(self.eval_every, int) or self.eval_every < 1):
+            raise ValueError(f"Stage.eval_every must be None or an int >= 1, got {self.eval_every!r}")
         if self.chunk is not None and (not isinstance(self.chunk, int) or self.chunk < 1 or self.n_segments % self.chunk):
             raise ValueError(f"Stage.chunk must be None or an int >= 1 that divides n_segments ({self.n_segments}), "
                              f"got {self.chunk!r}")

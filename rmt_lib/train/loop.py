@@ -113,7 +113,7 @@ class Trainer:
                           lr=self.optimizer.param_groups[0]["lr"],
                           tokens_per_s=round(tokens * self.world / (time.perf_counter() - t0)),
                           elapsed=round(time.perf_counter() - started, 1))
-            if st.step % cfg.eval_every == 0 or st.step == stage.max_steps:
+            if st.step % (stage.eval_every or cfg.eval_every) == 0 or st.step == stage.max_steps:
                 accuracy = self.validate(stage.n_segments)
                 if accuracy > st.best_accuracy:
                     st.best_accuracy, self.best = accuracy, model_tensors(self.model)
