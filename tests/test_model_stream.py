@@ -220,3 +220,16 @@ def test_a_plain_norm_memory_passes_blocks_that_add_nothing_unchanged():
 def test_a_last_block_memory_needs_the_bloom_backbone():
     with pytest.raises(ValueError, match="embedding norm"):
         RMTConfig(backbone="llama", memory_path="last_block")
+
+
+def test_norm_contraction_is_one_for_neutral_norms_and_shrinks_with_a_biased_final_norm():
+    from rmt_lib.model.inspect import memory_path_reason, norm_contraction
+
+    torch.manual_seed(0)
+    model = RecurrentMemoryTransformer(RMTConfig(backbone="bloom", **TINY)).eval()  # norms as initialised
+    assert norm_contraction(model, 64, final_norm=False) == pytest.approx(1.0, abs=1e-3)
+    with torch.no_grad():
+        model.backbone.transformer.ln_f.weight.uniform_(0.5, 1.5)
+        model.backbone.transformer.ln_f.bias.normal_()
+    assert norm_contraction(model, 64, final_norm=True) < 0.5
+    assert "within 32 segments" in memory_path_reason(model)
