@@ -25,11 +25,9 @@ class BloomStream:
     time: with `rows`, the last layer runs on fewer rows than Bloom's (see `__call__`).
     """
 
-    def __init__(self, base, rows_exact: dict[tuple, bool] | None = None, before_final_norm: bool = False,
-                 plain_memory_rows: int = 0):  # a transformers BloomModel
+    def __init__(self, base, rows_exact: dict[tuple, bool] | None = None, plain_memory_rows: int = 0):  # a BloomModel
         self.base = base
         self.plain_memory_rows = plain_memory_rows  # memory_input="plain_norm": the first and last rows, normalised plainly
-        self.before_final_norm = before_final_norm  # memory_path="last_block": `rows` (the write memory) skip the final norm
         self.embeddings = base.word_embeddings.weight  # (V, D)
         self.embed_norm, self.final_norm = _norm(base.word_embeddings_layernorm), _norm(base.ln_f)
         self.layers = [_Layer.of(block) for block in base.h]
@@ -71,7 +69,7 @@ class BloomStream:
 
     def __call__(self, embeds: torch.Tensor, rows: slice | None = None, final_norm: bool = True) -> torch.Tensor:
         """(B, P, D) -> the final hidden states (B, P, D), or only those at positions `rows`: (B, R, D); with
-        `final_norm=False` (or `before_final_norm` and `rows`: the write memory) the last block's output, before it.
+        `final_norm=False` the last block's output, before the final norm.
 
         Every layer but the last needs all positions (they are the next layer's keys and values); the last
         needs them only as keys and values, so with `rows` only its q/k/v projection runs on every position
@@ -83,14 +81,14 @@ class BloomStream:
         bias = self._bias(embeds)
         M = self.plain_memory_rows
         if M:  # the memory rows normalised without scale and shift, the token rows by the embedding norm
-            plain = torch.layer_norm(embeds[:, :M], embeds.shape[-1:], None, None, self.embed_norm[-1])
+            plain = plain_norm(embeds[:, :M], self.embed_norm[-1])
             h = torch.cat([plain, torch.layer_norm(embeds[:, M:-M], *self.embed_norm), plain], dim=1)
         else:
             h = torch.layer_norm(embeds, *self.embed_norm)
         for layer in self.layers[:-1]:
             h = layer(h, bias)
         last = self.layers[-1]
-        end = (lambda x: x) if not final_norm or (self.before_final_norm and rows is not None) else self.final
+        end = self.final if final_norm else (lambda x: x)
         if rows is None:
             return end(last(h, bias))
         key = (tuple(h.shape), rows.start, rows.stop)
@@ -100,6 +98,11 @@ class BloomStream:
         if key not in self._rows_exact:  # the first input of this shape: try the rows alone, and compare
             self._rows_exact[key] = torch.equal(full, end(last(h, bias, rows)))
         return full
+
+
+def plain_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """A layer norm over the last dimension without learned scale or shift: idempotent, up to `eps`."""
+    return torch.layer_norm(x, x.shape[-1:], None, None, eps)
 
 
 # bloom_gelu_forward's constants as float32 0-dim tensors: the same values its Python floats become in a float32

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from rmt_lib.model.bloom_stream import BloomStream
+from rmt_lib.model.bloom_stream import BloomStream, plain_norm
 
 
 @dataclass
@@ -34,7 +34,7 @@ class MemoryCell(nn.Module):
         self.backbone = backbone
         self.num_memory_tokens = num_memory_tokens
         self.before_final_norm = memory_path == "last_block" and num_memory_tokens > 0
-        self.plain_norm = memory_input == "plain_norm" and num_memory_tokens > 0
+        self.plain_memory = memory_input == "plain_norm" and num_memory_tokens > 0
         hidden = backbone.config.hidden_size
         std = getattr(backbone.config, "initializer_range", 0.02)
         # Trainable initial memory, on the scale of the token embeddings it sits beside.
@@ -55,7 +55,8 @@ class MemoryCell(nn.Module):
         if stream is not None and attention_mask is None and not output_attentions:
             embeds = stream.embed(input_ids, memory)  # (B, P, D)
             if memory_only and M:
-                return CellOutput(hidden=None, memory=stream(embeds, rows=slice(M + L, None)), attentions=None)
+                written = stream(embeds, rows=slice(M + L, None), final_norm=not self.before_final_norm)  # (B, M, D)
+                return CellOutput(hidden=None, memory=written, attentions=None)
             if self.before_final_norm:
                 h = stream(embeds, final_norm=False)  # (B, P, D) the last block's output
                 return CellOutput(hidden=stream.final(h[:, M:M + L]), memory=h[:, M + L:], attentions=None)
@@ -69,7 +70,7 @@ class MemoryCell(nn.Module):
                 ones = attention_mask.new_ones(B, M)
                 mask = torch.cat([ones, attention_mask, ones], dim=1).long()  # (B, P)
             with (self._last_block() if self.before_final_norm else nullcontext()) as last_block, \
-                    (self._plain_norm(memory) if self.plain_norm else nullcontext()):
+                    (self._plain_norm(memory) if self.plain_memory else nullcontext()):
                 out = self.backbone.base_model(inputs_embeds=embeds, attention_mask=mask,
                                                output_attentions=output_attentions, use_cache=False)
             h = out.last_hidden_state  # (B, P, D), after the backbone's final norm
@@ -83,7 +84,8 @@ class MemoryCell(nn.Module):
         """During one backbone call, the yielded dict receives the final norm's input: the last block's
         output (B, P, D)."""
         seen: dict[str, torch.Tensor] = {}
-        handle = final_norm(self.backbone.base_model).register_forward_pre_hook(lambda module, args: seen.update(h=args[0]))
+        last_norm = self.backbone.base_model.ln_f  # Bloom's: memory_path="last_block" is Bloom's alone (RMTConfig)
+        handle = last_norm.register_forward_pre_hook(lambda module, args: seen.update(h=args[0]))
         try:
             yield seen
         finally:
@@ -119,19 +121,6 @@ class MemoryCell(nn.Module):
         other_layout = cfg.apply_residual_connection_post_layernorm or (cfg.pretraining_tp > 1 and cfg.slow_but_exact)
         tested = weight.dtype == torch.float32 and weight.device.type == "cpu"  # where parity is tested bit for bit
         hooked = any(m._forward_hooks or m._forward_pre_hooks for m in base.modules())  # hooks must see modules run
-        return (BloomStream(base, self._rows_exact, before_final_norm=self.before_final_norm,
-                            plain_memory_rows=self.num_memory_tokens if self.plain_norm else 0) if tested and not other_layout and not hooked
-                else None)
-
-
-def plain_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """A layer norm over the last dimension without learned scale or shift: idempotent, up to `eps`."""
-    return torch.layer_norm(x, x.shape[-1:], None, None, eps)
-
-
-def final_norm(base: nn.Module) -> nn.Module:
-    """The norm after the last block of a transformers base model (Bloom and GPT-2: ln_f; Llama: norm)."""
-    for name in ("ln_f", "norm"):
-        if isinstance(getattr(base, name, None), nn.Module):
-            return getattr(base, name)
-    raise ValueError(f"{type(base).__name__} has no final norm (ln_f or norm) for memory_path='last_block'")
+        if not tested or other_layout or hooked:
+            return None
+        return BloomStream(base, self._rows_exact, plain_memory_rows=self.num_memory_tokens if self.plain_memory else 0)
