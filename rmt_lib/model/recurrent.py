@@ -203,9 +203,10 @@ class RecurrentMemoryTransformer(nn.Module):
             else:  # at the end of every segment (the last segment's end is the question)
                 aux_logits = self.aux_head(segment_ends)  # (B, S, A * (C + 1))
             out.aux_loss = F.cross_entropy(aux_logits.reshape(-1, cfg.num_answers + 1), aux_labels.flatten())
-        terms = [t for t in (out.answer_loss, None if out.aux_loss is None else cfg.aux_loss_weight * out.aux_loss)
-                 if t is not None]
-        out.loss = sum(terms[1:], terms[0]) if terms else None
+        out.loss = out.answer_loss
+        if out.aux_loss is not None:
+            weighted = cfg.aux_loss_weight * out.aux_loss
+            out.loss = weighted if out.loss is None else out.loss + weighted
         return out
 
     @contextmanager
