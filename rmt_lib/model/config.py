@@ -150,14 +150,6 @@ class RMTConfig:
         object.__setattr__(self, "answer_prompt_ids", tuple(self.answer_prompt_ids))
 
     @property
-    def memory_path_prose(self) -> str:
-        """Where the next memory state is read, in words (for the book)."""
-        if self.memory_path == "last_block":
-            return ("the backbone's hidden states at the write-memory positions after its last block, before the final "
-                    "norm (which only the segment's tokens pass on to the answer)")
-        return "the backbone's final hidden states at the write-memory positions, after its final norm"
-
-    @property
     def positions_per_call(self) -> int:
         """Positions in one backbone call: read memory + segment + write memory."""
         return self.segment_size + 2 * self.num_memory_tokens

@@ -205,6 +205,14 @@ def norm_contraction(model, steps: int, *, final_norm: bool, seed: int = 0) -> f
     return float((a - b).norm() / start)
 
 
+def memory_path_prose(config) -> str:
+    """Where an RMTConfig's next memory state is read, in words (for the book)."""
+    if config.memory_path == "last_block":
+        return ("the backbone's hidden states at the write-memory positions after its last block, before the final "
+                "norm (which only the segment's tokens pass on to the answer)")
+    return "the backbone's final hidden states at the write-memory positions, after its final norm"
+
+
 def memory_path_reason(model, short: int = 32, long: int = 256) -> str:
     """Why the memory path matters, measured on this model's norms (prose for the book)."""
     both = norm_contraction(model, short, final_norm=True)
