@@ -133,16 +133,7 @@ class Trainer:
         """One optimiser step: (answer loss, answer accuracy, tokens, segments of the batch's inputs); the
         loss and accuracy are None for a streamed chunk without the question."""
         cfg, st = self.cfg, self.state
-        if stage.chunk is not None:
-            local, n_segments = self._chunk(stage), stage.n_segments
-        else:
-            rng = np.random.default_rng(_seed_for(cfg, _MIX, st.stage, st.step))
-            n_segments = stage.n_segments
-            shorter = [s.n_segments for s in cfg.stages[:st.stage] if s.n_segments < n_segments]
-            if shorter and rng.random() < cfg.mix_shorter:
-                n_segments = int(rng.choice(shorter))
-            batch = make_batch(cfg, self.tokenizer, n_segments, stage.batch_size, _seed_for(cfg, _TRAIN, st.stage, st.step), "train")
-            local = _shard(batch, self.rank, self.world).to(self.device)
+        local, n_segments = (self._chunk(stage), stage.n_segments) if stage.chunk is not None else self._batch(stage)
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(cfg, st.step, stage.max_steps, stage.lr)
         torch.manual_seed(_seed_for(cfg, _NOISE, st.stage, st.step))  # memory noise: the same after a resume
@@ -154,6 +145,17 @@ class Trainer:
             return None, None, local.input_ids.numel(), n_segments
         acc = (out.logits.argmax(-1) == local.labels).float().mean().item()
         return out.answer_loss.item(), acc, local.input_ids.numel(), n_segments
+
+    def _batch(self, stage: Stage) -> tuple[Batch, int]:
+        """This step's batch and its inputs' length: the stage's, or (mix_shorter) an earlier stage's."""
+        cfg, st = self.cfg, self.state
+        rng = np.random.default_rng(_seed_for(cfg, _MIX, st.stage, st.step))
+        n_segments = stage.n_segments
+        shorter = [s.n_segments for s in cfg.stages[:st.stage] if s.n_segments < n_segments]
+        if shorter and rng.random() < cfg.mix_shorter:
+            n_segments = int(rng.choice(shorter))
+        batch = make_batch(cfg, self.tokenizer, n_segments, stage.batch_size, _seed_for(cfg, _TRAIN, st.stage, st.step), "train")
+        return _shard(batch, self.rank, self.world).to(self.device), n_segments
 
     def _chunk(self, stage: Stage) -> Batch:
         """A streamed stage's piece for this step: `stage.chunk` segments of the current inputs, their
@@ -273,7 +275,8 @@ class Trainer:
             changed = sorted(k for k, v in model.config.to_dict().items() if self.cfg.model.to_dict()[k] != v)
             raise ValueError(f"the model in {folder} differs from the config's model in {changed}; --from-model "
                              "continues a curriculum with the same model")
-        records = _metrics(folder / METRICS)
+        log = folder / METRICS
+        records = _metrics(log)
         done = [r for r in records if r.get("kind") == "stage"]
         trained = [r["n_segments"] for r in done]
         planned = [s.n_segments for s in self.cfg.stages]
@@ -287,7 +290,7 @@ class Trainer:
         self._new_optimizer()
         if self.rank == 0:
             self.output.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.output / METRICS, "".join(json.dumps(r) + "\n" for r in records))
+            write_text_atomic(self.output / METRICS, log.read_text(encoding="utf-8"))  # the run's log goes on
 
     def _truncate_log(self) -> None:
         """Drop metric lines written after the checkpoint (they will be written again)."""
