@@ -168,6 +168,16 @@ def test_segments_before_the_question_skip_the_hidden_states_only_in_the_stream(
         assert model.cell(x[:, :6], memory, memory_only=True).hidden is not None  # the backbone path keeps them
 
 
+def silence_blocks(model: RecurrentMemoryTransformer):
+    """Zero every Bloom block's output projections, so that each block adds nothing; returns the BloomModel."""
+    base = model.backbone.transformer
+    with torch.no_grad():
+        for name, p in base.h.named_parameters():
+            if "dense." in name or "dense_4h_to_h" in name:
+                p.zero_()
+    return base
+
+
 def test_a_last_block_memory_passes_blocks_that_add_nothing_through_the_embedding_norm_alone():
     """memory_path="last_block": the memory is the last block's output at the write rows, so where every block
     adds zero (output projections zeroed), the next memory is the embedding norm of the one that went in: with
@@ -177,11 +187,8 @@ def test_a_last_block_memory_passes_blocks_that_add_nothing_through_the_embeddin
     for path in ("final_norm", "last_block"):
         torch.manual_seed(0)
         model = RecurrentMemoryTransformer(RMTConfig(backbone="bloom", memory_path=path, **TINY)).eval()
-        base = model.backbone.transformer
+        base = silence_blocks(model)
         with torch.no_grad():
-            for name, p in base.h.named_parameters():
-                if "dense." in name or "dense_4h_to_h" in name:
-                    p.zero_()
             base.ln_f.bias.normal_()  # a trained final norm is not neutral
         x, mask = ids_and_mask(model.config, 2, n_segments=4, pads=[0, 4])
         with torch.inference_mode():
@@ -202,11 +209,8 @@ def test_a_plain_norm_memory_passes_blocks_that_add_nothing_unchanged():
     torch.manual_seed(0)
     model = RecurrentMemoryTransformer(RMTConfig(backbone="bloom", memory_path="last_block", memory_input="plain_norm",
                                                  **TINY)).eval()
-    base = model.backbone.transformer
+    base = silence_blocks(model)
     with torch.no_grad():
-        for name, p in base.h.named_parameters():
-            if "dense." in name or "dense_4h_to_h" in name:
-                p.zero_()
         base.word_embeddings_layernorm.weight.uniform_(0.5, 1.5)
         base.word_embeddings_layernorm.bias.normal_()
     x, mask = ids_and_mask(model.config, 2, n_segments=4, pads=[0, 4])
