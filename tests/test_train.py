@@ -186,6 +186,12 @@ def test_a_compiled_training_step_equals_the_eager_one_to_rounding():
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
     for (name, a), b in zip(eager.state_dict().items(), compiled.state_dict().values()):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6, msg=name)
+    # Another input length at the same batch size reuses the compiled graphs: segments are slices whose
+    # strides change with the length, and each recompilation would bring dynamo nearer its limit (then eager).
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    shorter = make_batch(cfg, load_tokenizer(), 2, 4, seed=1, split="train")
+    train_step(compiled, make_optimizer(compiled, cfg), shorter, cfg.grad_clip)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
 
 
 def test_refuses_to_overwrite_a_run_without_resume(tmp_path):

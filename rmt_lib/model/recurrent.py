@@ -11,7 +11,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from rmt_lib.model.config import RMTConfig
-from rmt_lib.model.memory_cell import MemoryCell
+from rmt_lib.model.memory_cell import CellOutput, MemoryCell
 
 
 @dataclass
@@ -65,7 +65,17 @@ class RecurrentMemoryTransformer(nn.Module):
         mode; measured by benchmarks/training_reference.py). Inference keeps the eager cell and its streamed
         path, which is bit-exact with transformers. Compiled training fuses operations, so its numbers
         agree with eager training to float rounding, not bit for bit (tests/test_train.py)."""
-        object.__setattr__(self, "_compiled_cell", torch.compile(self.cell, dynamic=False))
+        compiled = torch.compile(self.cell, dynamic=False)
+
+        def cell(input_ids, memory, attention_mask=None, **kwargs) -> CellOutput:
+            # Dynamo guards on strides, and a segment is a slice of the whole input (its stride is the input's
+            # length), the initial memory an expanded parameter (stride 0), a written one a slice of the cell's
+            # output: contiguous copies (a few KB) keep one compiled graph per batch size and mask, where each
+            # input length and memory kind cost a recompilation and, past dynamo's limit of 8, eager training.
+            return compiled(input_ids.contiguous(), None if memory is None else memory.contiguous(),
+                            None if attention_mask is None else attention_mask.contiguous(), **kwargs)
+
+        object.__setattr__(self, "_compiled_cell", cell)
 
     @contextmanager
     def training_overrides(self, **fields: object) -> Iterator[None]:
