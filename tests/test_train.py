@@ -57,7 +57,10 @@ def test_curriculum_runs_every_stage_and_saves_a_loadable_model(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     stages = [r for r in records if r["kind"] == "stage"]
     assert [s["n_segments"] for s in stages] == [s.n_segments for s in TINY.stages]
-    assert {"loss", "accuracy", "tokens_per_s", "lr"} <= set(records[0])
+    assert {"loss", "accuracy", "tokens_per_s", "lr"} <= set(records[1])
+    # where the run trained comes first: bit-for-bit repeats hold only on the same CPU, libraries and threads
+    assert records[0]["kind"] == "machine" and records[0]["stage"] == 0
+    assert {"cpu", "cpu_family_model", "cpu_capability", "torch", "torch_threads"} <= set(records[0])
     model = from_pretrained(tmp_path / "run" / "model")
     assert model.config == TINY.model
 
@@ -83,8 +86,12 @@ def test_a_run_continued_from_its_model_folder_equals_the_longer_run_from_scratc
     b = load_file(tmp_path / "b" / "model" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
     log = lambda run: [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
-    strip = lambda records: [{k: v for k, v in r.items() if k not in ("elapsed", "tokens_per_s")} for r in records]  # noqa: E731
+    strip = lambda records: [{k: v for k, v in r.items() if k not in ("elapsed", "tokens_per_s")}  # noqa: E731
+                             for r in records if r["kind"] != "machine"]
     assert strip(log("a")) == strip(log("b"))  # the short run's records, then the appended stage's
+    # each run says where it trained: "a" in two runs (the short one, then its continuation), "b" in one
+    assert [r["stage"] for r in log("a") if r["kind"] == "machine"] == [0, len(TINY.stages)]
+    assert [r["stage"] for r in log("b") if r["kind"] == "machine"] == [0]
     assert from_pretrained(tmp_path / "a" / "model").config == TINY.model  # the stage's overrides were for training
 
 

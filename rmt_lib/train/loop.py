@@ -217,6 +217,14 @@ class Trainer:
             f.write(json.dumps(record) + "\n")
         self.state.log_lines += 1
 
+    def log_machine(self) -> None:
+        """A "machine" record where this run (or its resumption) starts: which CPU, instruction set, library
+        versions and threads it trains on. Runs repeat bit for bit where these agree, and only there."""
+        from rmt_lib.cost.sweep import describe_machine
+
+        self._log(dict(kind="machine", stage=self.state.stage, step=self.state.step, world=self.world,
+                       **describe_machine(self.device.type, torch.get_num_threads())))
+
     def save_checkpoint(self) -> None:
         """Model, best-so-far, optimizer and run state in one safetensors file, written then renamed."""
         if self.rank:
@@ -364,6 +372,7 @@ def train(cfg: TrainConfig, output: str | Path, *, resume: bool = False, device:
             (output / METRICS).unlink()  # a stale log from a run that never checkpointed
         if from_model is not None:
             trainer.start_from_model(from_model)
+        trainer.log_machine()
         model = trainer.run()
         if trainer.rank == 0:
             save_pretrained(model, model_dir or output / "model", tokenizer_path=Path(trainer.tokenizer.source),
