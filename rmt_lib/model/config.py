@@ -33,7 +33,10 @@ class RMTConfig:
     num_layers: int = 4
     num_heads: int = 4
     segment_size: int = 32  # tokens per segment (the paper: 512)
-    num_memory_tokens: int = 8  # the paper: 16
+    # The paper has 16. Measured, 16 with the default curriculum of the time (the same seed): validation
+    # 0.86 at 2 segments after 1,200 steps and 0.79 at 4 after 1,000, where 8 tokens reached 0.98 and 0.98;
+    # stopped there.
+    num_memory_tokens: int = 8
     recurrent: bool = True  # False: the no-memory baseline, which reads only the last segment
     # Where the next memory state is read. "final_norm", as the reference RMT code does: the write tokens'
     # hidden states after the backbone's final norm. "last_block": their hidden states after the last block,

@@ -75,20 +75,30 @@ class TrainConfig:
     model: RMTConfig = SHIPPED_MODEL
     # Stages with memory take a lower learning rate: each stage starts a fresh AdamW, and 1.5e-3 halved
     # validation accuracy in the first 50 steps of a stage; at 16 segments it collapsed from 0.65 to 0.23.
-    # The last two stages, past the paper's curriculum, are for length generalisation. Measured with the
+    # The stages past the paper's curriculum (32 segments) are for length generalisation. Measured with the
     # classifier answer head the model had then: trained to 32 segments, it answered 99% at 32 but 29% at
-    # 256, failing where the fact lay more than 32 segments back; the stage at 64 took 256 to 57%, the one
-    # at 96 (lr 5e-5) to 61%. A stage at 128 sent validation accuracy at 128 towards chance both times it
-    # was tried (lr 3e-4 with BPTT through the last 32 segments: 0.17; lr 1e-4, full BPTT: 0.29).
+    # 256, failing where the fact lay more than 32 segments back; a stage at 64 took 256 to 57%, one at 96
+    # (lr 5e-5) to 61%, and one at 128 sent validation at 128 towards chance both times it was tried.
     # With facts placed as BABILong places them (cut by segment boundaries), the short stages no longer
-    # reach the 0.98 that ends them early (2 segments: 0.92 after 1,200 steps; 4: 0.97 after 1,000), so they
-    # run their whole budget; the stages from 8 segments on were shortened to keep the run within an hour.
-    # With the memory read after the last block (SHIPPED_MODEL), the same stages end earlier (2 segments:
-    # 0.98 after 900 steps; 4: after 450) and validation reaches 0.94 at 64 and 0.93 at 96 (0.86 and 0.86
-    # before); the whole curriculum took 25.8 minutes, compiled.
+    # reach the 0.98 that ends them early (2 segments: 0.92 after 1,200 steps; 4: 0.97 after 1,000).
+    # The memory read after the last block (SHIPPED_MODEL) ends them earlier (2 segments: 0.98 after 900
+    # steps; 4: after 450).
+    # The stages from 16 segments on had 150, 150, 120 and 100 steps, to keep an eager run within the hour.
+    # Compiled to one graph for every length, the curriculum costs half as much, and 300 steps each moved
+    # every length (measured on one machine, the same seed; 200 test samples a length, at 32 / 96 / 256 /
+    # 1,024 segments): 100 / 97.0 / 89.0 / 57.0% against 98.5 / 81.5 / 61.0 / 29.0%; validation at 96
+    # reached 0.98 (against 0.87). The stage at 128 (lr 5e-5) added to them took the same lengths, on
+    # validation samples, from 99.5 / 96.5 / 88.5 / 54.5% to 99.5 / 97.0 / 93.5 / 66.5%, and the stage at
+    # 256 after it to 99.5 / 99.0 / 94.5 / 76.0% (its validation at 256: 0.84 after 100 steps, 0.96 after
+    # 200). With the shorter stages, one at 128 (lr 1e-4, 200 steps) moved two runs opposite ways: the
+    # model shipped before, to 100 / 95.5 / 79.5 / 42.5% from 99.5 / 92.0 / 71.0 / 32.0%; a run of the same
+    # curriculum on another machine, where rounding differs, to 98.5 / 84.5 / 56.5 / 31.5%; a further
+    # stage at 256 (lr 1e-4, 150 steps) lowered both.
+    # The whole curriculum: 37.6 minutes on two cores, compiled (data/model/metrics.jsonl).
     stages: tuple[Stage, ...] = (Stage(1, 1500), Stage(2, 1200, lr=1e-3), Stage(4, 1000, lr=1e-3),
-                                 Stage(8, 300, lr=1e-3), Stage(16, 150, 32, lr=3e-4), Stage(32, 150, 32, lr=3e-4),
-                                 Stage(64, 120, 16, lr=1e-4), Stage(96, 100, 16, lr=5e-5))
+                                 Stage(8, 300, lr=1e-3), Stage(16, 300, 32, lr=3e-4), Stage(32, 300, 32, lr=3e-4),
+                                 Stage(64, 300, 16, lr=1e-4), Stage(96, 300, 16, lr=5e-5),
+                                 Stage(128, 300, 16, lr=5e-5), Stage(256, 200, 16, lr=5e-5))
     advance_accuracy: float = 0.98  # validation accuracy that ends a stage early
     lr: float = 1.5e-3  # higher than usual: it shortens the "last location mentioned" plateau
     min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
@@ -103,6 +113,8 @@ class TrainConfig:
     # torch.compile the memory cell for the training steps (RecurrentMemoryTransformer.compile_cell): 1.5x
     # the tokens/s at 32 segments, batch 32 (benchmarks/training_reference.py), after a compilation per
     # batch shape. Off by default, since eager runs repeat bit for bit; the default preset turns it on.
+    # Until the cell took contiguous inputs, every input length compiled anew and, past dynamo's limit of
+    # eight, the curriculum's later stages ran eager: its stages to 96 segments took 1,539 s; 715 s since.
     compile: bool = False
 
     def __post_init__(self) -> None:
