@@ -92,8 +92,8 @@ class TrainConfig:
     # 256 after it to 99.5 / 99.0 / 94.5 / 76.0% (its validation at 256: 0.84 after 100 steps, 0.96 after
     # 200). With the shorter stages, one at 128 (lr 1e-4, 200 steps) moved two runs opposite ways: the
     # model shipped before, to 100 / 95.5 / 79.5 / 42.5% from 99.5 / 92.0 / 71.0 / 32.0%; a run of the same
-    # curriculum on another machine, where rounding differs, to 98.5 / 84.5 / 56.5 / 31.5%; a further
-    # stage at 256 (lr 1e-4, 150 steps) lowered both.
+    # curriculum on another machine, where rounding differs, to 98.5 / 84.5 / 56.5 / 31.5%, and a stage at
+    # 256 after that one (lr 1e-4, 150 steps) lowered every length.
     # The whole curriculum: 37.6 minutes on two cores, compiled (data/model/metrics.jsonl).
     stages: tuple[Stage, ...] = (Stage(1, 1500), Stage(2, 1200, lr=1e-3), Stage(4, 1000, lr=1e-3),
                                  Stage(8, 300, lr=1e-3), Stage(16, 300, 32, lr=3e-4), Stage(32, 300, 32, lr=3e-4),
