@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from rmt_lib.cost.sweep import describe_machine
+from rmt_lib.runtime import describe_machine
 from rmt_lib.jsonio import check_output_path, write_json
 from rmt_lib.model import RecurrentMemoryTransformer, RMTConfig
 from rmt_lib.paper import HIDDEN_SIZE, NUM_LAYERS, NUM_MEMORY_TOKENS, SEGMENT_SIZE

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from rmt_lib.cost.flops import FLOPS_COUNTING
 from rmt_lib.cost.isolation import run_isolated, run_measured
 from rmt_lib.cost.points import inference_point, matmul_point, train_point
 from rmt_lib.cost.results import SCHEMA, targets
-from rmt_lib.runtime import DEFAULT_THREADS
+from rmt_lib.runtime import DEFAULT_THREADS, describe_machine
 
 LENGTHS = tuple(2**k for k in range(13))  # 1 ... 4,096 segments
 Device = Literal["cpu", "cuda"]
@@ -172,43 +171,6 @@ def predicted_peak_mb(baseline_mb: float, measured: tuple[int, float], n_tokens:
     """
     tokens, working_mb = measured
     return baseline_mb + working_mb * (n_tokens / tokens) ** 2
-
-
-def describe_machine(device: str, threads: int) -> dict[str, Any]:
-    """What ran the measurement: CPU, cores, memory, load, library versions, torch threads, GPU."""
-    import transformers
-
-    cpu, cpuinfo = platform.processor() or platform.machine(), {}
-    try:
-        with open("/proc/cpuinfo") as f:  # the first processor's fields
-            for line in f:
-                key, _, value = line.partition(":")
-                if not key.strip():
-                    break
-                cpuinfo.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    cpu = cpuinfo.get("model name", cpu)
-    memory_mb = None
-    try:
-        with open("/proc/meminfo") as f:
-            memory_mb = next(int(line.split()[1]) / 1024 for line in f if line.startswith("MemTotal"))
-    except (OSError, StopIteration):
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    info = dict(cpu=cpu, logical_cpus=os.cpu_count(), usable_cpus=usable, memory_mb=memory_mb,
-                load_average_1_5_15=[round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-                platform=platform.platform(), python=platform.python_version(), torch=torch.__version__,
-                transformers=transformers.__version__, torch_threads=threads, device=device,
-                mkldnn=torch.backends.mkldnn.is_available(),
-                # Two CPUs of one model name may differ in family and instruction set, and so in the kernels
-                # the BLAS and torch.compile choose: float results repeat bit for bit only where these agree.
-                cpu_family_model=[cpuinfo.get("cpu family"), cpuinfo.get("model")],
-                cpu_capability=torch.backends.cpu.get_cpu_capability())
-    if device == "cuda" and torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        info.update(gpu=props.name, gpu_memory_mb=props.total_memory / 2**20, cuda=torch.version.cuda)
-    return info
 
 
 Echo = Callable[[str], None]

@@ -32,7 +32,7 @@ from rmt_lib.data import Batch, load_tokenizer
 from rmt_lib.jsonio import atomic_path, check_output_path, write_text_atomic
 from rmt_lib.model import RecurrentMemoryTransformer, from_pretrained, save_pretrained
 from rmt_lib.model.checkpoint import load_model_tensors, model_tensors
-from rmt_lib.runtime import resolve_device, seed_everything
+from rmt_lib.runtime import describe_machine, resolve_device, seed_everything
 from rmt_lib.train.config import Stage, TrainConfig, lr_at
 from rmt_lib.train.step import make_batch, make_optimizer, train_step
 
@@ -220,8 +220,6 @@ class Trainer:
     def log_machine(self) -> None:
         """A "machine" record where this run (or its resumption) starts: which CPU, instruction set, library
         versions and threads it trains on. Runs repeat bit for bit where these agree, and only there."""
-        from rmt_lib.cost.sweep import describe_machine
-
         self._log(dict(kind="machine", stage=self.state.stage, step=self.state.step, world=self.world,
                        **describe_machine(self.device.type, torch.get_num_threads())))
 
