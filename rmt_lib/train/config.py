@@ -186,7 +186,7 @@ class TrainConfig:
 
 PRESETS: dict[str, TrainConfig] = {
     # The shipped model (data/model): `python -m rmt_lib train --config default`.
-    # Compiled: 25.8 minutes on 2 cores for the whole curriculum (the eager run of the earlier model: 47.2).
+    # Compiled: 37.6 minutes on 2 cores for the whole curriculum (data/model/metrics.jsonl).
     "default": TrainConfig(compile=True),
     # Minutes on 2 cores: the book's training chapter under CI.
     "ci": TrainConfig(stages=(Stage(1, 150), Stage(2, 60)), eval_every=30, eval_samples=128, checkpoint_every=30),

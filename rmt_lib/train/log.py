@@ -18,13 +18,16 @@ from rmt_lib.display.tables import markdown_table
 from rmt_lib.paths import Missing, relative
 
 
-FULL_TRAINING_DIR = paths.REPO_ROOT / "runs" / "book-training"  # kept, so an interrupted full run resumes
+# The full budget's run is the README's `train --config default --output runs/default`: one folder for both, so
+# that a reproduction trains the 38-minute curriculum once (whichever comes first trains, the other resumes
+# the finished run, which costs seconds), and an interrupted run resumes from its last checkpoint.
+FULL_TRAINING_DIR = paths.REPO_ROOT / "runs" / "default"
 
 
 @contextmanager
 def training_folder(budget: str) -> Iterator[Path]:
     """Where the training chapter's run goes. ci: a temporary folder, removed afterwards (nothing under
-    data/ changes); full: runs/book-training, kept so that an interrupted run resumes."""
+    data/ changes); full: runs/default, the README's training run, kept (FULL_TRAINING_DIR says why)."""
     if check_budget(budget) == "full":
         FULL_TRAINING_DIR.mkdir(parents=True, exist_ok=True)
         yield FULL_TRAINING_DIR

@@ -1,0 +1,77 @@
+"""scripts/reproduce.py: its steps are the README's commands, in the README's order, and its runner times them,
+stops at the first failure and leaves a results file either way. Fast: the runner runs stand-in steps."""
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+import pytest
+
+from rmt_lib.paths import REPO_ROOT, relative
+from rmt_lib.runtime import DEFAULT_THREADS
+from rmt_lib.train.log import FULL_TRAINING_DIR
+
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+import reproduce  # noqa: E402
+
+README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_step_is_a_readme_command_in_the_readme_order():
+    positions = []
+    for step in reproduce.STEPS:
+        assert step.command in README, f"step {step.name!r}: the README does not give `{step.command}`"
+        positions.append(README.index(step.command))
+    section = README[README.index("## Retrain and re-measure"):]
+    assert [s for s in reproduce.STEPS if s.command not in section] == [], "steps outside the README's section"
+    assert [section.index(s.command) for s in reproduce.STEPS] == sorted(section.index(s.command)
+                                                                          for s in reproduce.STEPS)
+
+
+def test_the_book_reads_the_training_step_s_run_instead_of_training_again():
+    train = next(s for s in reproduce.STEPS if s.name == "train")
+    output = re.search(r"--output (\S+)", train.command).group(1)
+    assert relative(FULL_TRAINING_DIR) == output
+    assert [s.name for s in reproduce.STEPS].index("book") > [s.name for s in reproduce.STEPS].index("train")
+
+
+def test_python_is_this_interpreter_and_make_is_make():
+    by_name = {s.name: s for s in reproduce.STEPS}
+    assert by_name["train"].argv[:3] == [sys.executable, "-m", "rmt_lib"]
+    assert by_name["book"].argv == ["make", "book", "BUDGET=full"]
+
+
+def test_list_prints_the_steps_and_runs_nothing(capsys, tmp_path):
+    assert reproduce.main(["--list", "--skip", "backbones"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == [n for n in reproduce.NAMES if n != "backbones"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--only", "trian", "--output", "x.json"], "no step 'trian'; the steps are train, baseline"),
+    (["--skip", *reproduce.NAMES, "--output", "x.json"], "leave no step"),
+    (["--only", "train"], "--output is required"),
+])
+def test_bad_arguments_exit_2_and_write_nothing(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert reproduce.main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_runner_times_each_step_and_stops_at_the_first_failure(tmp_path, monkeypatch):
+    steps = (reproduce.Step("fine", "python -c pass", "nothing"),
+             reproduce.Step("broken", "python -c 'import sys; sys.exit(3)'", "nothing"),
+             reproduce.Step("never", "python -c 'open(\"ran\", \"w\")'", "ran"))
+    monkeypatch.setattr(reproduce, "REPO_ROOT", tmp_path)
+    out = tmp_path / "reproduction.json"
+    assert reproduce.run(steps, out) == 1
+    record = json.loads(out.read_text())
+    assert [(s["name"], s["returncode"]) for s in record["steps"]] == [("fine", 0), ("broken", 3)]
+    assert record["complete"] is False and not (tmp_path / "ran").exists()
+    assert record["total_s"] == pytest.approx(sum(s["seconds"] for s in record["steps"]), abs=0.2)
+    assert record["machine"]["torch_threads"] == DEFAULT_THREADS
+
+    assert reproduce.run(steps[:1], out) == 0
+    assert json.loads(out.read_text())["complete"] is True
