@@ -101,7 +101,7 @@ def measure(*, reference: str | None, checkpoint: str | None, n_segments: int, b
     if compile:
         compiled = RecurrentMemoryTransformer(config)
         compiled.load_state_dict(ours.state_dict())
-        compiled.cell.compile(dynamic=False)  # every segment has one shape: one graph (per grad mode)
+        compiled.compile_cell()  # what the trainer runs (TrainConfig.compile): one graph per batch shape
         contenders["rmt_lib, torch.compile"] = (compiled, make_optimizer(compiled, tcfg), ours_step)
     if reference is not None:
         module = load_reference(reference)

@@ -1,5 +1,6 @@
-"""scripts/reproduce.py: its steps are the README's commands, in the README's order, and its runner times them,
-stops at the first failure and leaves a results file either way. Fast: the runner runs stand-in steps."""
+"""The timed reproduction (rmt_lib.reproduction, scripts/reproduce.py): its steps are the README's commands, in
+the README's order, and its runner times them, stops at the first failure and leaves a record either way.
+Fast: the runner runs stand-in steps."""
 from __future__ import annotations
 
 import json
@@ -8,7 +9,9 @@ import sys
 
 import pytest
 
-from rmt_lib.paths import REPO_ROOT, relative
+from rmt_lib import reproduction
+from rmt_lib.paths import REPO_ROOT, Missing, relative
+from rmt_lib.reproduction import NAMES, STEPS, Step, reproduction_record, reproduction_table, run_steps
 from rmt_lib.runtime import DEFAULT_THREADS
 from rmt_lib.train.log import FULL_TRAINING_DIR
 
@@ -20,24 +23,24 @@ README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
 
 def test_every_step_is_a_readme_command_in_the_readme_order():
     positions = []
-    for step in reproduce.STEPS:
+    for step in STEPS:
         assert step.command in README, f"step {step.name!r}: the README does not give `{step.command}`"
         positions.append(README.index(step.command))
     section = README[README.index("## Retrain and re-measure"):]
-    assert [s for s in reproduce.STEPS if s.command not in section] == [], "steps outside the README's section"
-    assert [section.index(s.command) for s in reproduce.STEPS] == sorted(section.index(s.command)
-                                                                          for s in reproduce.STEPS)
+    assert [s for s in STEPS if s.command not in section] == [], "steps outside the README's section"
+    assert [section.index(s.command) for s in STEPS] == sorted(section.index(s.command)
+                                                                          for s in STEPS)
 
 
 def test_the_book_reads_the_training_step_s_run_instead_of_training_again():
-    train = next(s for s in reproduce.STEPS if s.name == "train")
+    train = next(s for s in STEPS if s.name == "train")
     output = re.search(r"--output (\S+)", train.command).group(1)
     assert relative(FULL_TRAINING_DIR) == output
-    assert [s.name for s in reproduce.STEPS].index("book") > [s.name for s in reproduce.STEPS].index("train")
+    assert [s.name for s in STEPS].index("book") > [s.name for s in STEPS].index("train")
 
 
 def test_python_is_this_interpreter_and_make_is_make():
-    by_name = {s.name: s for s in reproduce.STEPS}
+    by_name = {s.name: s for s in STEPS}
     assert by_name["train"].argv[:3] == [sys.executable, "-m", "rmt_lib"]
     assert by_name["book"].argv == ["make", "book", "BUDGET=full"]
 
@@ -45,12 +48,12 @@ def test_python_is_this_interpreter_and_make_is_make():
 def test_list_prints_the_steps_and_runs_nothing(capsys, tmp_path):
     assert reproduce.main(["--list", "--skip", "backbones"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == [n for n in reproduce.NAMES if n != "backbones"]
+    assert [line.split()[0] for line in lines] == [n for n in NAMES if n != "backbones"]
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--only", "trian", "--output", "x.json"], "no step 'trian'; the steps are train, baseline"),
-    (["--skip", *reproduce.NAMES, "--output", "x.json"], "leave no step"),
+    (["--skip", *NAMES, "--output", "x.json"], "leave no step"),
     (["--only", "train"], "--output is required"),
 ])
 def test_bad_arguments_exit_2_and_write_nothing(argv, message, capsys, tmp_path, monkeypatch):
@@ -61,17 +64,27 @@ def test_bad_arguments_exit_2_and_write_nothing(argv, message, capsys, tmp_path,
 
 
 def test_the_runner_times_each_step_and_stops_at_the_first_failure(tmp_path, monkeypatch):
-    steps = (reproduce.Step("fine", "python -c pass", "nothing"),
-             reproduce.Step("broken", "python -c 'import sys; sys.exit(3)'", "nothing"),
-             reproduce.Step("never", "python -c 'open(\"ran\", \"w\")'", "ran"))
-    monkeypatch.setattr(reproduce, "REPO_ROOT", tmp_path)
+    steps = (Step("fine", "python -c pass", "nothing"),
+             Step("broken", "python -c 'import sys; sys.exit(3)'", "nothing"),
+             Step("never", "python -c 'open(\"ran\", \"w\")'", "ran"))
     out = tmp_path / "reproduction.json"
-    assert reproduce.run(steps, out) == 1
+    assert run_steps(steps, out, cwd=tmp_path) == 1
     record = json.loads(out.read_text())
     assert [(s["name"], s["returncode"]) for s in record["steps"]] == [("fine", 0), ("broken", 3)]
     assert record["complete"] is False and not (tmp_path / "ran").exists()
     assert record["total_s"] == pytest.approx(sum(s["seconds"] for s in record["steps"]), abs=0.2)
     assert record["machine"]["torch_threads"] == DEFAULT_THREADS
 
-    assert reproduce.run(steps[:1], out) == 0
+    table = reproduction_table(reproduction_record(out))
+    assert table.startswith(f"Started {json.loads(out.read_text())['started']} on ")
+    assert "| `broken` | `python -c 'import sys; sys.exit(3)'` |" in table and "failed (3)" in table
+    assert table.splitlines()[-1].endswith("| incomplete |")
+
+    assert run_steps(steps[:1], out, cwd=tmp_path) == 0
     assert json.loads(out.read_text())["complete"] is True
+
+
+def test_an_absent_record_is_a_missing_note_that_names_make_reproduce(tmp_path):
+    missing = reproduction_record(tmp_path / "reproduction.json")
+    assert isinstance(missing, Missing) and "make reproduce" in missing._repr_markdown_()
+    assert reproduction.REPRODUCTION_FILE.parent == REPO_ROOT / "data" / "results"

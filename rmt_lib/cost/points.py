@@ -121,7 +121,7 @@ def train_point(spec: dict[str, Any]) -> dict[str, Any]:
                for i in range(n_steps)]
     data_s = (time.perf_counter() - t0) / n_steps  # what the trainer spends generating each batch
     if spec["compile"]:
-        model.cell.compile(dynamic=False)  # every segment has one shape: one graph
+        model.compile_cell()  # what the trainer runs (TrainConfig.compile): one graph per batch shape
     optimizer = make_optimizer(model, tcfg)
 
     cpu: list[float] = []
