@@ -23,7 +23,7 @@ help:
 	@echo "make test   set up .venv, run unit/integration tests, execute the book (papermill), compare it with the committed outputs, browser check"
 	@echo "make setup  only the environment: .venv, background prose, widget JS, chromium"
 	@echo "make unit   the fast tests only (under a minute; make test runs them all)"
-	@echo "make reproduce  every committed result again (README's commands, then make book BUDGET=full), timed"
+	@echo "make reproduce  the committed results again (README's commands, then make book BUDGET=full), timed"
 
 setup: $(STAMP) $(BACKGROUND) $(WIDGET_JS)
 
@@ -72,7 +72,8 @@ html: setup
 	@echo "Book built: $(abspath book/_build/html/index.html)"
 
 # The README's training and evaluation commands, then `make book BUDGET=full`, each timed
-# (scripts/reproduce.py): about two hours on 2 cores, rewriting data/model and data/results.
+# (scripts/reproduce.py): it rewrites data/model, data/baseline, data/results and, in place with the full
+# budgets' outputs, book/ (`make book` puts the ci outputs that `make test` compares with back).
 reproduce: setup
 	$(PY) scripts/reproduce.py --output data/results/reproduction.json
 

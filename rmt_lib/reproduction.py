@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -21,7 +22,9 @@ from rmt_lib import paths
 from rmt_lib.display.tables import markdown_table
 from rmt_lib.jsonio import write_json
 from rmt_lib.paths import Missing
-from rmt_lib.runtime import DEFAULT_THREADS, describe_machine
+from rmt_lib.runtime import DEFAULT_THREADS, describe_machine, resolve_device
+from rmt_lib.train import CHECKPOINT
+from rmt_lib.train.log import FULL_TRAINING_DIR
 
 REPRODUCTION_FILE = paths.RESULTS_DIR / "reproduction.json"
 BABI_QA1_TEST = "../shared/babi/qa1_single-supporting-fact_test.txt"
@@ -40,8 +43,11 @@ class Step:
 
 
 _EVALUATE = "python -m rmt_lib evaluate"
-# In the README's order. The book comes after the training, whose finished run (runs/default) its training
-# chapter reads instead of training the curriculum again (rmt_lib.train.log.FULL_TRAINING_DIR).
+# In the README's order. The book comes last: its training chapter reads the training step's finished run
+# (runs/default) instead of training the curriculum again (rmt_lib.train.log.FULL_TRAINING_DIR), and its
+# other chapters read, and checksum, what the steps before it wrote. Not made here: data/results/paper_model.json
+# (benchmarks/paper_model.py needs the paper's model, a download) and training_reference.json
+# (benchmarks/training_reference.py needs the reference RMT code, read from a path the user gives).
 STEPS: tuple[Step, ...] = (
     Step("train", "python -m rmt_lib train --config default --output runs/default --model-dir data/model",
          "data/model (and the run in runs/default)"),
@@ -62,10 +68,10 @@ STEPS: tuple[Step, ...] = (
     Step("claims", "python -m rmt_lib figures --output runs/figures --claims data/results/figure8_claims.json",
          "data/results/figure8_claims.json (and Figure 8 in runs/figures)"),
     Step("cost", "python benchmarks/cost.py --output data/results/cost.json", "data/results/cost.json"),
-    Step("book", "make book BUDGET=full", "every chapter of book/, executed with the full budgets, and its HTML"),
     Step("backbones", "python scripts/compare_backbones.py", "data/results/backbones.json"),
     Step("backbones_lm_head", "python scripts/compare_backbones.py --backbones bloom --answer-head lm "
                               "--output data/results/backbones_lm_head.json", "data/results/backbones_lm_head.json"),
+    Step("book", "make book BUDGET=full", "every chapter of book/, executed in place with the full budgets, and its HTML"),
 )
 NAMES = tuple(step.name for step in STEPS)
 
@@ -78,29 +84,57 @@ def select_steps(only: list[str] | None = None, skip: list[str] | None = None) -
     return tuple(s for s in STEPS if (not only or s.name in only) and s.name not in (skip or []))
 
 
+def check_steps(steps: tuple[Step, ...], cwd: Path = paths.REPO_ROOT) -> None:
+    """ValueError, before any step runs, for what would stop one hours in: a training run already in the
+    training step's folder (it refuses to overwrite one), the bAbI test file absent, `make` not installed."""
+    names, run_dir = {s.name for s in steps}, paths.relative(FULL_TRAINING_DIR)
+    if "train" in names and (cwd / run_dir / CHECKPOINT).is_file():
+        raise ValueError(f"{run_dir} already holds a training run, which the train step refuses to "
+                         "overwrite: move it away, or --skip train to keep the model it made")
+    if names & {"evaluation_babi", "evaluation_babi_long"} and not (cwd / BABI_QA1_TEST).is_file():
+        raise ValueError(f"{BABI_QA1_TEST} is not there (the bAbI QA1 test stories, beside the repository): put it "
+                         "there, or --skip evaluation_babi evaluation_babi_long")
+    if any(s.argv[0] == "make" for s in steps) and shutil.which("make") is None:
+        raise ValueError("`make` is not installed, and the book step runs `make book BUDGET=full`: install it, "
+                         "or --skip book")
+
+
 def run_steps(steps: tuple[Step, ...], output: Path, cwd: Path = paths.REPO_ROOT) -> int:
-    """Run `steps` in order from `cwd`, rewriting the record `output` after each; 0, or 1 at the first step
-    that fails (the record then ends with it, and `complete` is false)."""
-    record: dict[str, Any] = {"machine": describe_machine("cpu", DEFAULT_THREADS),  # the threads each step takes
-                              "started": datetime.now().isoformat(timespec="seconds"), "steps": [], "total_s": 0.0,
-                              "complete": False}
+    """Run `steps` in order from `cwd`, rewriting the record `output` before the first and after each; 0, 1
+    at the first step that fails (the record ends with it, `complete` false), 130 when interrupted (Ctrl-C:
+    the running step finishes its own way, and the record marks it `interrupted`)."""
+    record: dict[str, Any] = {"machine": describe_machine(resolve_device(None).type, DEFAULT_THREADS),
+                              "started": datetime.now().isoformat(timespec="seconds"),
+                              "steps": [], "total_s": 0.0, "complete": False}
+    write_json(output, record)  # an output that cannot be written fails now, not after the training
     for step in steps:
         print(f"\n== {step.name}: {step.command}", flush=True)
         t0 = time.perf_counter()
-        returncode = subprocess.run(step.argv, cwd=cwd).returncode
+        returncode, interrupted = _run(step, cwd)
         seconds = round(time.perf_counter() - t0, 1)
-        record["steps"].append({"name": step.name, "command": step.command, "writes": step.writes,
-                                "seconds": seconds, "returncode": returncode})
+        done = {"name": step.name, "command": step.command, "writes": step.writes, "seconds": seconds,
+                "returncode": returncode}
+        record["steps"].append(done | {"interrupted": True} if interrupted else done)
         record["total_s"] = round(sum(s["seconds"] for s in record["steps"]), 1)
-        record["complete"] = returncode == 0 and len(record["steps"]) == len(steps)
+        record["complete"] = returncode == 0 and not interrupted and len(record["steps"]) == len(steps)
         write_json(output, record)
         print(f"== {step.name}: {seconds:,.0f} s, exit status {returncode}", flush=True)
-        if returncode != 0:
-            print(f"error: step {step.name!r} failed (exit status {returncode}); {output} records the steps "
-                  "run so far", file=sys.stderr)
-            return 1
+        if interrupted or returncode != 0:
+            why = "interrupted" if interrupted else f"failed (exit status {returncode})"
+            print(f"error: step {step.name!r} {why}; {output} records the steps run so far", file=sys.stderr)
+            return 130 if interrupted else 1
     print(f"\n{len(steps)} steps in {record['total_s'] / 60:,.1f} min -> {output}")
     return 0
+
+
+def _run(step: Step, cwd: Path) -> tuple[int, bool]:
+    """(exit status, interrupted) of one step. Ctrl-C reaches the step too (one process group), so on an
+    interrupt it is left to end its own way (training saves its checkpoint) instead of being killed."""
+    process = subprocess.Popen(step.argv, cwd=cwd)
+    try:
+        return process.wait(), False
+    except KeyboardInterrupt:
+        return process.wait(), True
 
 
 def reproduction_record(path: str | Path = REPRODUCTION_FILE) -> dict[str, Any] | Missing:
@@ -114,7 +148,8 @@ def reproduction_record(path: str | Path = REPRODUCTION_FILE) -> dict[str, Any] 
 def reproduction_table(record: dict[str, Any]) -> str:
     """Where and when the reproduction ran, then each step's command and wall time, and the total, as Markdown."""
     machine = record["machine"]
-    where = (f"Started {record['started']} on {machine['cpu']} (family {machine['cpu_family_model'][0]}, model "
+    when = f"Started {record['started']}" if "started" in record else "Ran"  # the first record has none
+    where = (f"{when} on {machine['cpu']} (family {machine['cpu_family_model'][0]}, model "
              f"{machine['cpu_family_model'][1]}), {machine['usable_cpus']} cores, torch {machine['torch']} with "
              f"{machine['torch_threads']} threads.\n\n")
     rows = [[f"`{s['name']}`", f"`{s['command']}`", f"{s['seconds'] / 60:,.1f}",

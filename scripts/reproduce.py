@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""Reproduce every committed result, in order, and time each part: the README's training and evaluation
-commands, then `make book BUDGET=full` (the steps: `rmt_lib.reproduction.STEPS`).
+"""Reproduce the committed results, in order, and time each part: the README's training and evaluation
+commands, then `make book BUDGET=full` (the steps, and the two results they leave out, are in
+`rmt_lib.reproduction`).
 
-    make reproduce                                        # setup, then this script: about two hours on 2 cores
+    make reproduce                                        # setup, then this script (data/results/reproduction.json)
     python scripts/reproduce.py --list                    # the steps and their commands, nothing run
     python scripts/reproduce.py --output data/results/reproduction.json
     python scripts/reproduce.py --only train book --output .cache/reproduction.json
@@ -11,7 +12,8 @@ commands, then `make book BUDGET=full` (the steps: `rmt_lib.reproduction.STEPS`)
 Each step's output goes to the terminal, progress bars included. The results file (each step's command,
 wall time and exit status, the total, the machine) is rewritten after every step, so an interrupted
 reproduction keeps the times of what it finished. A failing step stops the reproduction: the file records
-it, and the script exits with status 1. Bad arguments: exit status 2, nothing run or written.
+it, and the script exits with status 1 (130 when interrupted). Bad arguments, or what would stop a step
+hours in (a run already in runs/default, the bAbI file absent, no `make`): exit status 2, nothing run.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import sys
 from pathlib import Path
 
 from rmt_lib.jsonio import check_output_path
-from rmt_lib.reproduction import NAMES, run_steps, select_steps
+from rmt_lib.reproduction import NAMES, check_steps, run_steps, select_steps
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,11 +42,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.output is None:
             raise ValueError("--output is required: the results JSON that records each step's time")
-        output = check_output_path(Path(args.output).resolve())
-    except ValueError as err:
+        check_steps(steps)
+        output = check_output_path(Path(args.output).absolute())
+        return run_steps(steps, output)
+    except (ValueError, OSError) as err:  # OSError: an output folder that cannot be written, found at once
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return run_steps(steps, output)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ import pytest
 
 from rmt_lib import reproduction
 from rmt_lib.paths import REPO_ROOT, Missing, relative
-from rmt_lib.reproduction import NAMES, STEPS, Step, reproduction_record, reproduction_table, run_steps
+from rmt_lib.reproduction import (NAMES, STEPS, Step, check_steps, reproduction_record, reproduction_table,
+                                  run_steps, select_steps)
+from rmt_lib.train import CHECKPOINT
 from rmt_lib.runtime import DEFAULT_THREADS
 from rmt_lib.train.log import FULL_TRAINING_DIR
 
@@ -21,22 +23,27 @@ import reproduce  # noqa: E402
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
 
 
-def test_every_step_is_a_readme_command_in_the_readme_order():
-    positions = []
-    for step in STEPS:
-        assert step.command in README, f"step {step.name!r}: the README does not give `{step.command}`"
-        positions.append(README.index(step.command))
-    section = README[README.index("## Retrain and re-measure"):]
-    assert [s for s in STEPS if s.command not in section] == [], "steps outside the README's section"
-    assert [section.index(s.command) for s in STEPS] == sorted(section.index(s.command)
-                                                                          for s in STEPS)
+def readme_commands() -> list[str]:
+    """The commands of the README's "Retrain and re-measure" code blocks, without comments, `python` for the
+    venv's interpreter."""
+    section = README[README.index("## Retrain and re-measure"):README.index("### Where the shipped model stands")]
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S):
+        for line in block.splitlines():
+            if line := line.split("  #")[0].strip():
+                commands.append(re.sub(r"^\.venv/bin/python ", "python ", line))
+    return commands
+
+
+def test_the_steps_are_the_readme_s_commands_in_its_order():
+    assert readme_commands() == [step.command for step in STEPS]
 
 
 def test_the_book_reads_the_training_step_s_run_instead_of_training_again():
     train = next(s for s in STEPS if s.name == "train")
     output = re.search(r"--output (\S+)", train.command).group(1)
     assert relative(FULL_TRAINING_DIR) == output
-    assert [s.name for s in STEPS].index("book") > [s.name for s in STEPS].index("train")
+    assert STEPS[-1].name == "book"  # after everything it reads and checksums
 
 
 def test_python_is_this_interpreter_and_make_is_make():
@@ -55,6 +62,7 @@ def test_list_prints_the_steps_and_runs_nothing(capsys, tmp_path):
     (["--only", "trian", "--output", "x.json"], "no step 'trian'; the steps are train, baseline"),
     (["--skip", *NAMES, "--output", "x.json"], "leave no step"),
     (["--only", "train"], "--output is required"),
+    (["--only", "evaluation", "--output", "."], "is a folder"),
 ])
 def test_bad_arguments_exit_2_and_write_nothing(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -63,25 +71,45 @@ def test_bad_arguments_exit_2_and_write_nothing(argv, message, capsys, tmp_path,
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_runner_times_each_step_and_stops_at_the_first_failure(tmp_path, monkeypatch):
-    steps = (Step("fine", "python -c pass", "nothing"),
+def test_the_runner_times_each_step_and_stops_at_the_first_failure(tmp_path):
+    steps = (Step("fine", "python -c 'open(\"here\", \"w\")'", "here"),
              Step("broken", "python -c 'import sys; sys.exit(3)'", "nothing"),
              Step("never", "python -c 'open(\"ran\", \"w\")'", "ran"))
-    out = tmp_path / "reproduction.json"
+    out = tmp_path / "out" / "reproduction.json"
+    (tmp_path / "out").mkdir()
     assert run_steps(steps, out, cwd=tmp_path) == 1
+    assert (tmp_path / "here").is_file() and not (tmp_path / "ran").exists()  # run from cwd, stopped at "broken"
     record = json.loads(out.read_text())
     assert [(s["name"], s["returncode"]) for s in record["steps"]] == [("fine", 0), ("broken", 3)]
-    assert record["complete"] is False and not (tmp_path / "ran").exists()
+    assert record["complete"] is False and "started" in record
     assert record["total_s"] == pytest.approx(sum(s["seconds"] for s in record["steps"]), abs=0.2)
-    assert record["machine"]["torch_threads"] == DEFAULT_THREADS
-
     table = reproduction_table(reproduction_record(out))
-    assert table.startswith(f"Started {json.loads(out.read_text())['started']} on ")
+    assert table.startswith(f"Started {record['started']} on ")
     assert "| `broken` | `python -c 'import sys; sys.exit(3)'` |" in table and "failed (3)" in table
     assert table.splitlines()[-1].endswith("| incomplete |")
 
     assert run_steps(steps[:1], out, cwd=tmp_path) == 0
     assert json.loads(out.read_text())["complete"] is True
+
+
+def test_an_unwritable_record_fails_before_the_first_step(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    steps = (Step("never", "python -c 'open(\"ran\", \"w\")'", "ran"),)
+    with pytest.raises(ValueError, match="a-file is a file, not a folder"):
+        run_steps(steps, tmp_path / "a-file" / "reproduction.json", cwd=tmp_path)
+    assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize("make_trouble, names, message", [
+    (lambda root: (root / "runs" / "default").mkdir(parents=True) or (root / "runs" / "default" / CHECKPOINT)
+     .write_bytes(b"x"), ["train"], "runs/default already holds a training run"),
+    (lambda root: None, ["evaluation_babi"], "qa1_single-supporting-fact_test.txt is not there"),
+])
+def test_what_would_stop_a_step_hours_in_is_refused_first(make_trouble, names, message, tmp_path):
+    make_trouble(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        check_steps(select_steps(only=names), cwd=tmp_path)
+    check_steps(select_steps(only=["evaluation"]), cwd=tmp_path)  # nothing it needs is missing
 
 
 def test_an_absent_record_is_a_missing_note_that_names_make_reproduce(tmp_path):

@@ -112,12 +112,12 @@ def test_an_absent_training_log_is_a_missing_note_not_a_crash(tmp_path):
 
 
 def test_training_folder_is_temporary_for_ci(tmp_path):
-    with train_log.training_folder("ci") as folder:
+    with train_log.training_folder("ci", PRESETS["ci"]) as folder:
         (folder / "x").write_text("scratch")
         assert not str(folder).startswith(str(paths.DATA_DIR))
     assert not folder.exists()
     with pytest.raises(ValueError, match="budget"):
-        with train_log.training_folder("huge"):
+        with train_log.training_folder("huge", PRESETS["ci"]):
             pass
 
 
@@ -405,3 +405,25 @@ def test_accuracy_breakdown_by_cut_and_distance():
     assert "1-31" not in table._repr_markdown_()  # groups without samples are left out
     with pytest.raises(ValueError, match="regenerate them"):
         evaluate.accuracy_breakdown([{"samples": [dict(correct=True)]}], title="old")
+
+
+def test_the_full_budget_continues_only_a_run_of_its_own_configuration(tmp_path, monkeypatch):
+    import dataclasses
+
+    import torch
+    from safetensors.torch import save_file
+
+    from rmt_lib.train import CHECKPOINT
+
+    monkeypatch.setattr(train_log, "FULL_TRAINING_DIR", tmp_path / "default")
+    (tmp_path / "default").mkdir()
+    tiny = PRESETS["tiny"]
+    save_file({"x": torch.zeros(1)}, tmp_path / "default" / CHECKPOINT,
+              metadata=dict(train_config=json.dumps(tiny.to_dict()), run_state="{}", param_groups="[]"))
+    with pytest.raises(ValueError, match=r"default holds a run of another configuration \(2 stages to 2 segments\)"):
+        with train_log.training_folder("full", PRESETS["default"]):
+            pass
+    longer = dataclasses.replace(tiny, stages=(*tiny.stages, Stage(4, 2, 8)))
+    for config in (tiny, longer, dataclasses.replace(tiny, compile=True)):
+        with train_log.training_folder("full", config) as folder:
+            assert folder == tmp_path / "default"

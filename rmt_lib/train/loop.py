@@ -245,10 +245,7 @@ class Trainer:
         if not path.is_file():
             return False
         meta, tensors, saved = _read_checkpoint(path)
-        # The same config, or the same config with stages appended (a finished curriculum extended):
-        # batches are seeded by (stage, step), so either way the run equals one made from scratch. Compiling
-        # or not changes no batch, only rounding, so a run may be resumed either way.
-        if dataclasses.replace(self.cfg, stages=self.cfg.stages[:len(saved.stages)], compile=saved.compile) != saved:
+        if not self.cfg.continues(saved):
             raise ValueError(f"{path} was written by a run with another configuration; resume with the same "
                              "--config (stages may be appended), or train into a fresh --output folder")
         load_model_tensors(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -306,9 +303,17 @@ class Trainer:
         write_text_atomic(log, "".join(log.read_text().splitlines(keepends=True)[: self.state.log_lines]))
 
 
-def _read_checkpoint(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor], TrainConfig]:
-    """(metadata, tensors, config) of a training checkpoint; ValueError naming it when it is truncated, a
-    pickle, or written by something else. Only safetensors is read: nothing here can run code."""
+def checkpoint_config(output: str | Path) -> TrainConfig | None:
+    """The configuration of the run whose checkpoint lies in the run folder `output` (its metadata only, no
+    tensors read); None when there is none. ValueError naming the file when it is not a checkpoint."""
+    path = Path(output) / CHECKPOINT
+    return _read_checkpoint(path, tensors=False)[2] if path.is_file() else None
+
+
+def _read_checkpoint(path: Path, tensors: bool = True) -> tuple[dict[str, str], dict[str, torch.Tensor], TrainConfig]:
+    """(metadata, tensors, config) of a training checkpoint (tensors {} when not asked for); ValueError naming
+    it when it is truncated, a pickle, or written by something else. Only safetensors is read: nothing here
+    can run code."""
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -317,7 +322,7 @@ def _read_checkpoint(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor
         saved = TrainConfig.from_dict(json.loads(meta["train_config"]))
         for key in ("run_state", "param_groups"):
             json.loads(meta[key])
-        return meta, load_file(path), saved
+        return meta, load_file(path) if tensors else {}, saved
     except (SafetensorError, KeyError, TypeError, ValueError) as err:  # JSONDecodeError is a ValueError
         raise ValueError(f"{path} is not a readable training checkpoint ({type(err).__name__}: {err}); delete it "
                          "to train from scratch, or restore it") from None
