@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from rmt_lib.jsonio import write_json
-from rmt_lib.train import PRESETS, train
+from rmt_lib.train import PRESETS, TrainConfig, train
 
 
 def steps_to_threshold(metrics: Path, n_segments: int, threshold: float) -> int | None:
@@ -27,6 +27,17 @@ def steps_to_threshold(metrics: Path, n_segments: int, threshold: float) -> int 
                 and r["stage"] == (0 if n_segments == 1 else 1):
             return r["step"]
     return None
+
+
+def backbone_config(backbone: str, answer_head: str, steps: tuple[int, int], threshold: float) -> TrainConfig:
+    """The run of one backbone: the default preset's first two stages with these budgets (their own learning
+    rates), ending at `threshold`. The default model carries the locations' token ids for the "lm" head.
+    Every backbone reads its memory where the reference RMT code does, after the final norm: the shipped
+    model's "last_block" is Bloom's alone."""
+    base = PRESETS["default"]
+    stages = tuple(dataclasses.replace(s, max_steps=n) for s, n in zip(base.stages[:2], steps))
+    model = base.model.replace(backbone=backbone, answer_head=answer_head, memory_path="final_norm")
+    return dataclasses.replace(base, model=model, advance_accuracy=threshold, stages=stages, eval_every=25)
 
 
 def main() -> int:
@@ -39,13 +50,9 @@ def main() -> int:
                         "or the backbone's LM head at their tokens (the shipped model's head)")
     p.add_argument("--output", default="data/results/backbones.json")
     args = p.parse_args()
-    base = PRESETS["default"]
-    head = dict(answer_head=args.answer_head)  # the default model carries the locations' token ids for "lm"
     rows = []
     for backbone in args.backbones:
-        stages = tuple(dataclasses.replace(s, max_steps=n) for s, n in zip(base.stages[:2], args.steps))  # default lrs
-        cfg = dataclasses.replace(base, model=base.model.replace(backbone=backbone, **head), advance_accuracy=args.threshold,
-                                  stages=stages, eval_every=25)
+        cfg = backbone_config(backbone, args.answer_head, tuple(args.steps), args.threshold)
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             train(cfg, tmp, progress=True)
@@ -56,7 +63,7 @@ def main() -> int:
                                                  "2": steps_to_threshold(metrics, 2, args.threshold)},
                              best_val_accuracy={str(s["n_segments"]): s["best_val_accuracy"] for s in stages}))
         print(rows[-1], flush=True)
-    ran = dataclasses.replace(base, model=base.model.replace(**head))  # the config each backbone varies
+    ran = backbone_config("bloom", args.answer_head, tuple(args.steps), args.threshold)  # each backbone varies it
     write_json(args.output, dict(threshold=args.threshold, budgets=args.steps, config=ran.to_dict(), results=rows))
     return 0
 
