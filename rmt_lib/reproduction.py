@@ -99,15 +99,15 @@ def check_steps(steps: tuple[Step, ...], cwd: Path = paths.REPO_ROOT) -> None:
                          "or --skip book")
 
 
-def run_steps(steps: tuple[Step, ...], output: Path, cwd: Path = paths.REPO_ROOT) -> int:
+def run_steps(steps: tuple[Step, ...], output: Path, cwd: Path = paths.REPO_ROOT, resume: bool = False) -> int:
     """Run `steps` in order from `cwd`, rewriting the record `output` before the first and after each; 0, 1
     at the first step that fails (the record ends with it, `complete` false), 130 when interrupted (Ctrl-C:
-    the running step finishes its own way, and the record marks it `interrupted`)."""
-    record: dict[str, Any] = {"machine": describe_machine(resolve_device(None).type, DEFAULT_THREADS),
-                              "started": datetime.now().isoformat(timespec="seconds"),
-                              "steps": [], "total_s": 0.0, "complete": False}
+    the running step finishes its own way, and the record marks it `interrupted`). `resume`: continue the
+    record in `output`, keeping the steps it holds that succeeded and running the rest."""
+    record = _resumed(output, steps) if resume else _new_record()
+    kept = {s["name"] for s in record["steps"]}
     write_json(output, record)  # an output that cannot be written fails now, not after the training
-    for step in steps:
+    for step in (s for s in steps if s.name not in kept):
         print(f"\n== {step.name}: {step.command}", flush=True)
         t0 = time.perf_counter()
         returncode, interrupted = _run(step, cwd)
@@ -116,15 +116,49 @@ def run_steps(steps: tuple[Step, ...], output: Path, cwd: Path = paths.REPO_ROOT
                 "returncode": returncode}
         record["steps"].append(done | {"interrupted": True} if interrupted else done)
         record["total_s"] = round(sum(s["seconds"] for s in record["steps"]), 1)
-        record["complete"] = returncode == 0 and not interrupted and len(record["steps"]) == len(steps)
+        record["complete"] = all(map(_succeeded, record["steps"])) and {s["name"] for s in record["steps"]} >= \
+            {s.name for s in steps}
         write_json(output, record)
         print(f"== {step.name}: {seconds:,.0f} s, exit status {returncode}", flush=True)
         if interrupted or returncode != 0:
             why = "interrupted" if interrupted else f"failed (exit status {returncode})"
-            print(f"error: step {step.name!r} {why}; {output} records the steps run so far", file=sys.stderr)
+            print(f"error: step {step.name!r} {why}; {output} records the steps run so far (--resume continues "
+                  "from the first step that did not succeed)", file=sys.stderr)
             return 130 if interrupted else 1
-    print(f"\n{len(steps)} steps in {record['total_s'] / 60:,.1f} min -> {output}")
+    print(f"\n{len(record['steps'])} steps in {record['total_s'] / 60:,.1f} min -> {output}")
     return 0
+
+
+def finished_steps(output: Path) -> set[str]:
+    """The steps that the record in `output` holds as succeeded (none when there is no record): what
+    `run_steps(..., resume=True)` will not run again."""
+    record = reproduction_record(output)
+    return set() if isinstance(record, Missing) else {s["name"] for s in record["steps"] if _succeeded(s)}
+
+
+def _succeeded(step: dict[str, Any]) -> bool:
+    return step["returncode"] == 0 and not step.get("interrupted")
+
+
+def _new_record() -> dict[str, Any]:
+    return {"machine": describe_machine(resolve_device(None).type, DEFAULT_THREADS),  # the threads each step takes
+            "started": datetime.now().isoformat(timespec="seconds"), "steps": [], "total_s": 0.0, "complete": False}
+
+
+def _resumed(output: Path, steps: tuple[Step, ...]) -> dict[str, Any]:
+    """The record in `output` without its failed or interrupted steps, its resumption dated; ValueError when
+    there is none, or when it was made on another machine kind (its times would not add up to one run's)."""
+    record = reproduction_record(output)
+    if isinstance(record, Missing):
+        raise ValueError(f"--resume continues the record in {output}, and there is none: run without --resume")
+    here = describe_machine(resolve_device(None).type, DEFAULT_THREADS)
+    if any(record["machine"].get(k) != here[k] for k in ("cpu", "cpu_family_model", "usable_cpus", "torch")):
+        raise ValueError(f"{output} was made on another machine ({record['machine']['cpu']}, "
+                         f"{record['machine']['usable_cpus']} cores): start a new record instead of resuming it")
+    record["steps"] = [s for s in record["steps"] if _succeeded(s)]
+    record["resumed"] = [*record.get("resumed", []), datetime.now().isoformat(timespec="seconds")]
+    record["total_s"] = round(sum(s["seconds"] for s in record["steps"]), 1)
+    return record
 
 
 def _run(step: Step, cwd: Path) -> tuple[int, bool]:

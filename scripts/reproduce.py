@@ -8,6 +8,7 @@ commands, then `make book BUDGET=full` (the steps, and the two results they leav
     python scripts/reproduce.py --output data/results/reproduction.json
     python scripts/reproduce.py --only train book --output .cache/reproduction.json
     python scripts/reproduce.py --skip backbones backbones_lm_head --output .cache/reproduction.json
+    python scripts/reproduce.py --resume --output data/results/reproduction.json   # after a failed step, fixed
 
 Each step's output goes to the terminal, progress bars included. The results file (each step's command,
 wall time and exit status, the total, the machine) is rewritten after every step, so an interrupted
@@ -22,7 +23,7 @@ import sys
 from pathlib import Path
 
 from rmt_lib.jsonio import check_output_path
-from rmt_lib.reproduction import NAMES, check_steps, run_steps, select_steps
+from rmt_lib.reproduction import NAMES, check_steps, finished_steps, run_steps, select_steps
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="+", metavar="STEP", help=f"run only these steps ({', '.join(NAMES)})")
     p.add_argument("--skip", nargs="+", metavar="STEP", help="run every step but these")
     p.add_argument("--list", action="store_true", help="print the steps and their commands, run nothing")
+    p.add_argument("--resume", action="store_true", help="continue the record in --output: keep the steps it "
+                   "holds that succeeded, run the rest (after a failed or interrupted step was dealt with)")
     args = p.parse_args(argv)
     try:
         steps = select_steps(args.only, args.skip)
@@ -42,9 +45,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.output is None:
             raise ValueError("--output is required: the results JSON that records each step's time")
-        check_steps(steps)
         output = check_output_path(Path(args.output).absolute())
-        return run_steps(steps, output)
+        done = finished_steps(output) if args.resume else set()
+        check_steps(tuple(s for s in steps if s.name not in done))
+        return run_steps(steps, output, resume=args.resume)
     except (ValueError, OSError) as err:  # OSError: an output folder that cannot be written, found at once
         print(f"error: {err}", file=sys.stderr)
         return 2

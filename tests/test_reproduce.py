@@ -116,3 +116,40 @@ def test_an_absent_record_is_a_missing_note_that_names_make_reproduce(tmp_path):
     missing = reproduction_record(tmp_path / "reproduction.json")
     assert isinstance(missing, Missing) and "make reproduce" in missing._repr_markdown_()
     assert reproduction.REPRODUCTION_FILE.parent == REPO_ROOT / "data" / "results"
+
+
+def test_resume_keeps_the_steps_that_succeeded_and_runs_the_rest(tmp_path):
+    fine = Step("fine", "python -c 'open(\"fine\", \"a\").write(\"ran\\n\")'", "fine")
+    later = Step("later", "python -c 'open(\"later\", \"w\")'", "later")
+    out = tmp_path / "reproduction.json"
+    assert run_steps((fine, Step("flaky", "python -c 'import sys; sys.exit(4)'", "-"), later), out, cwd=tmp_path) == 1
+    assert reproduction.finished_steps(out) == {"fine"}
+    mended = (fine, Step("flaky", "python -c pass", "-"), later)
+    assert run_steps(mended, out, cwd=tmp_path, resume=True) == 0
+    record = json.loads(out.read_text())
+    assert (tmp_path / "fine").read_text() == "ran\n" and (tmp_path / "later").is_file()  # fine ran once
+    assert [(s["name"], s["returncode"]) for s in record["steps"]] == [("fine", 0), ("flaky", 0), ("later", 0)]
+    assert record["complete"] is True and len(record["resumed"]) == 1
+    assert record["total_s"] == pytest.approx(sum(s["seconds"] for s in record["steps"]), abs=0.2)
+
+
+def test_resume_needs_a_record_of_this_machine(tmp_path):
+    out = tmp_path / "reproduction.json"
+    with pytest.raises(ValueError, match="there is none"):
+        run_steps((Step("x", "python -c pass", "-"),), out, cwd=tmp_path, resume=True)
+    assert run_steps((Step("x", "python -c pass", "-"),), out, cwd=tmp_path) == 0
+    elsewhere = json.loads(out.read_text())
+    elsewhere["machine"]["cpu"] = "another CPU"
+    out.write_text(json.dumps(elsewhere))
+    with pytest.raises(ValueError, match="made on another machine"):
+        run_steps((Step("x", "python -c pass", "-"),), out, cwd=tmp_path, resume=True)
+
+
+@pytest.mark.parametrize("backbone", ["bloom", "llama", "gpt2"])
+@pytest.mark.parametrize("answer_head", ["classifier", "lm"])
+def test_the_backbone_comparison_builds_a_run_for_every_backbone(backbone, answer_head):
+    import compare_backbones  # scripts/, on the path above
+
+    cfg = compare_backbones.backbone_config(backbone, answer_head, (10, 8), 0.9)
+    assert (cfg.model.backbone, cfg.model.answer_head, cfg.model.memory_path) == (backbone, answer_head, "final_norm")
+    assert [(s.n_segments, s.max_steps) for s in cfg.stages] == [(1, 10), (2, 8)] and cfg.advance_accuracy == 0.9
