@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from rmt_lib.cost import speedup_quartiles
 from rmt_lib.cost.flops import matmul_parameters, rmt_flops
 from rmt_lib.cost.points import matmul_point
 from rmt_lib.runtime import describe_machine
@@ -138,6 +139,10 @@ def measure(*, reference: str | None, checkpoint: str | None, n_segments: int, b
     if "reference" in rows:
         result["speedup"] = {name: row["tokens_per_s"] / rows["reference"]["tokens_per_s"]
                              for name, row in rows.items() if name != "reference"}
+        # Each round's ratio too: the machine's speed drifts between rounds (by 15% here, from one run to the
+        # next), and a ratio within a round, where both saw the same state, shows how far the median is to trust.
+        result["speedup_rounds"] = {name: [theirs / ours for theirs, ours in zip(times["reference"], ts)]
+                                    for name, ts in times.items() if name != "reference"}
     return result
 
 
@@ -149,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                                                       "(default: the shipped model)")
     p.add_argument("--segments", type=int, default=32, help="segments per sample (default 32)")
     p.add_argument("--batch-size", type=int, default=32, help="samples per step (default 32)")
-    p.add_argument("--steps", type=int, default=5, help="timed steps of each (default 5)")
+    p.add_argument("--steps", type=int, default=10, help="timed steps of each (default 10)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--compile", action="store_true", help="also measure ours with the memory cell under "
@@ -177,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
               f"(median of {len(row['steps_s'])} steps of {result['tokens_per_step']:,} tokens)"
               + (f"; compiling took {row['compile_s']:.0f} s" if "compile_s" in row else ""))
     for name, ratio in result.get("speedup", {}).items():
-        print(f"{name} is {ratio:.2f}x the reference's throughput")
+        low, high = speedup_quartiles(result["speedup_rounds"][name])
+        print(f"{name} is {ratio:.2f}x the reference's throughput (round by round: quartiles {low:.2f}, {high:.2f})")
     print(f"-> {args.output}")
     return 0
 

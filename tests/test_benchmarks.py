@@ -376,6 +376,8 @@ def test_training_beside_a_reference_reports_both_and_their_ratio(reference_scri
     assert result["tokens_per_step"] == 2 * 2 * TINY.segment_size and result["config"]["reference"] == fake.name
     assert result["speedup"]["rmt_lib"] == pytest.approx(result["results"]["rmt_lib"]["tokens_per_s"]
                                                          / result["results"]["reference"]["tokens_per_s"])
+    ours, theirs = result["results"]["rmt_lib"]["steps_s"], result["results"]["reference"]["steps_s"]
+    assert result["speedup_rounds"]["rmt_lib"] == pytest.approx([t / o for t, o in zip(theirs, ours)])
     assert "x the reference's throughput" in capsys.readouterr().out
     alone = tmp_path / "alone.json"
     assert reference_script.main([*args[:-1], str(alone)]) == 0
@@ -395,7 +397,7 @@ def test_training_benchmark_refuses_a_bad_reference_and_writes_nothing(reference
 
 
 def test_the_training_reference_result_is_read_or_named_missing(tmp_path):
-    from rmt_lib.cost import load_training_reference, training_reference_rows
+    from rmt_lib.cost import load_training_reference, training_reference_rows, training_reference_verdict
 
     missing = load_training_reference(tmp_path / "none.json")
     assert not missing.available and "training_reference.py" in missing.how
@@ -409,3 +411,9 @@ def test_the_training_reference_result_is_read_or_named_missing(tmp_path):
                                 "speedup": {"rmt_lib": 2.0}}))
     rows = training_reference_rows(load_training_reference(good))
     assert [(r["name"], r["speedup"]) for r in rows] == [("rmt_lib", 2.0), ("reference", None)]
+    assert [r["speedup_quartiles"] for r in rows] == [None, None]  # written before the rounds were kept
+    rounds = json.loads(good.read_text()) | {"speedup_rounds": {"rmt_lib": [1.0, 2.0, 3.0, 4.0, 5.0]}}
+    good.write_text(json.dumps(rounds))
+    rows = training_reference_rows(load_training_reference(good))
+    assert rows[0]["speedup_quartiles"] == (2.0, 4.0) and rows[1]["speedup_quartiles"] is None
+    assert "(quartiles of the round-by-round ratio: 2.00, 4.00)" in training_reference_verdict(rounds)

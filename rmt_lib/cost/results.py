@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -130,11 +131,21 @@ def load_training_reference(path: str | Path | None = None):
     return result
 
 
+def speedup_quartiles(rounds: list[float]) -> tuple[float, float]:
+    """The lower and upper quartile of the round-by-round ratios to the reference (one round: it, twice)."""
+    if len(rounds) < 2:
+        return rounds[0], rounds[0]
+    low, _, high = statistics.quantiles(rounds, n=4, method="inclusive")
+    return low, high
+
+
 def training_reference_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per measured trainer: tokens/s, MFU, the ratio to the reference (None when it was not
-    measured), and the compile time where there was one."""
-    speedup = result.get("speedup", {})
+    measured) with the quartiles of its round-by-round ratios (None in results written before they were
+    kept), and the compile time where there was one."""
+    speedup, rounds = result.get("speedup", {}), result.get("speedup_rounds", {})
     return [{"name": name, "tokens_per_s": r["tokens_per_s"], "mfu": r["mfu"], "speedup": speedup.get(name),
+             "speedup_quartiles": speedup_quartiles(rounds[name]) if name in rounds else None,
              "compile_s": r.get("compile_s"), "steps_to_repay": r.get("steps_to_repay")}
             for name, r in result["results"].items()]
 
@@ -147,6 +158,8 @@ def training_reference_verdict(result: dict[str, Any]) -> str:
         against = "unmeasured against the reference"
     else:
         met = "meeting" if best["speedup"] >= REFERENCE_SPEEDUP_TARGET else "missing"
-        against = f"{best['speedup']:.2f} times the reference's throughput, {met} the threshold"
+        spread = "" if best["speedup_quartiles"] is None else \
+            " (quartiles of the round-by-round ratio: {:.2f}, {:.2f})".format(*best["speedup_quartiles"])
+        against = f"{best['speedup']:.2f} times the reference's throughput{spread}, {met} the threshold"
     mfu_met = "meeting" if best["mfu"] >= MFU_TARGET else "missing"
     return f"the fastest of ours ({best['name']}) is {against}, at an MFU of {best['mfu']:.0%}, {mfu_met} its threshold"
