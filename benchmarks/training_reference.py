@@ -137,12 +137,12 @@ def measure(*, reference: str | None, checkpoint: str | None, n_segments: int, b
               "machine": describe_machine("cpu", threads), "tokens_per_step": tokens, "flops_per_step": flops,
               "peak_flops_per_s": peak, "results": rows}
     if "reference" in rows:
-        result["speedup"] = {name: row["tokens_per_s"] / rows["reference"]["tokens_per_s"]
-                             for name, row in rows.items() if name != "reference"}
-        # Each round's ratio too: the machine's speed drifts between rounds (by 15% here, from one run to the
-        # next), and a ratio within a round, where both saw the same state, shows how far the median is to trust.
+        # The ratio within each round, where both met the same machine state (its speed drifts from minute to
+        # minute: 15% between runs here), and their median as the speed-up: a paired estimate, which the
+        # drift between rounds moves less than it moves the ratio of the two medians.
         result["speedup_rounds"] = {name: [theirs / ours for theirs, ours in zip(times["reference"], ts)]
                                     for name, ts in times.items() if name != "reference"}
+        result["speedup"] = {name: statistics.median(r) for name, r in result["speedup_rounds"].items()}
     return result
 
 

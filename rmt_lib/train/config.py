@@ -113,7 +113,7 @@ class TrainConfig:
     eval_samples: int = 256
     checkpoint_every: int = 50
     seed: int = 0
-    # torch.compile the memory cell for the training steps (RecurrentMemoryTransformer.compile_cell): 1.4x
+    # torch.compile the memory cell for the training steps (RecurrentMemoryTransformer.compile_cell): 1.5x
     # the tokens/s at 32 segments, batch 32 (data/results/training_reference.json), after a compilation per
     # batch shape. Off by default, since eager runs repeat bit for bit; the default preset turns it on.
     # Until the cell took contiguous inputs, every input length compiled anew and, past dynamo's limit of
