@@ -12,7 +12,7 @@ One sample travels one way, and each package owns one step of its trip:
     rmt_lib.cost      FLOPs, isolated measurements, the cost benchmark
 
 beside `paths`, `runtime` (seeds, threads, devices), `jsonio`, `stats`, `budgets`, `paper` (the paper's
-published numbers, quoted as inputs) and `reproduction` (every committed result again, timed step by step).
+published numbers, quoted as inputs) and `reproduction` (the committed results again, timed step by step).
 """
 from rmt_lib.runtime import resolve_device, seed_everything
 

@@ -90,7 +90,8 @@ def check_steps(steps: tuple[Step, ...], cwd: Path = paths.REPO_ROOT) -> None:
     names, run_dir = {s.name for s in steps}, paths.relative(FULL_TRAINING_DIR)
     if "train" in names and (cwd / run_dir / CHECKPOINT).is_file():
         raise ValueError(f"{run_dir} already holds a training run, which the train step refuses to "
-                         "overwrite: move it away, or --skip train to keep the model it made")
+                         "overwrite: move it away, or finish it (`python -m rmt_lib train --config default --output "
+                         f"{run_dir} --resume --model-dir data/model`) and --skip train")
     if names & {"evaluation_babi", "evaluation_babi_long"} and not (cwd / BABI_QA1_TEST).is_file():
         raise ValueError(f"{BABI_QA1_TEST} is not there (the bAbI QA1 test stories, beside the repository): put it "
                          "there, or --skip evaluation_babi evaluation_babi_long")
@@ -99,12 +100,14 @@ def check_steps(steps: tuple[Step, ...], cwd: Path = paths.REPO_ROOT) -> None:
                          "or --skip book")
 
 
-def run_steps(steps: tuple[Step, ...], output: Path, cwd: Path = paths.REPO_ROOT, resume: bool = False) -> int:
+def run_steps(steps: tuple[Step, ...], output: Path, cwd: Path = paths.REPO_ROOT, resume: bool = False,
+              whole: tuple[Step, ...] = STEPS) -> int:
     """Run `steps` in order from `cwd`, rewriting the record `output` before the first and after each; 0, 1
     at the first step that fails (the record ends with it, `complete` false), 130 when interrupted (Ctrl-C:
     the running step finishes its own way, and the record marks it `interrupted`). `resume`: continue the
-    record in `output`, keeping the steps it holds that succeeded and running the rest."""
-    record = _resumed(output, steps) if resume else _new_record()
+    record in `output`, keeping the steps it holds that succeeded and running the rest. The record is
+    `complete` once every step of `whole` (the reproduction, whatever this call selected) succeeded."""
+    record = _resumed(output, steps, whole) if resume else _new_record()
     kept = {s["name"] for s in record["steps"]}
     write_json(output, record)  # an output that cannot be written fails now, not after the training
     for step in (s for s in steps if s.name not in kept):
@@ -116,8 +119,7 @@ def run_steps(steps: tuple[Step, ...], output: Path, cwd: Path = paths.REPO_ROOT
                 "returncode": returncode}
         record["steps"].append(done | {"interrupted": True} if interrupted else done)
         record["total_s"] = round(sum(s["seconds"] for s in record["steps"]), 1)
-        record["complete"] = all(map(_succeeded, record["steps"])) and {s["name"] for s in record["steps"]} >= \
-            {s.name for s in steps}
+        record["complete"] = _complete(record, whole)
         write_json(output, record)
         print(f"== {step.name}: {seconds:,.0f} s, exit status {returncode}", flush=True)
         if interrupted or returncode != 0:
@@ -129,15 +131,25 @@ def run_steps(steps: tuple[Step, ...], output: Path, cwd: Path = paths.REPO_ROOT
     return 0
 
 
-def finished_steps(output: Path) -> set[str]:
-    """The steps that the record in `output` holds as succeeded (none when there is no record): what
-    `run_steps(..., resume=True)` will not run again."""
+def finished_steps(output: Path, steps: tuple[Step, ...] = STEPS) -> set[str]:
+    """The steps that the record in `output` holds as succeeded with the command each has in `steps` (none
+    when there is no record): what `run_steps(steps, output, resume=True)` will not run again."""
     record = reproduction_record(output)
-    return set() if isinstance(record, Missing) else {s["name"] for s in record["steps"] if _succeeded(s)}
+    return set() if isinstance(record, Missing) else {s["name"] for s in _kept(record["steps"], steps)}
+
+
+def _kept(done: list[dict[str, Any]], steps: tuple[Step, ...]) -> list[dict[str, Any]]:
+    """The recorded steps that a resumption keeps: those that succeeded with the command they have now."""
+    current = {s.name: s.command for s in steps}
+    return [s for s in done if _succeeded(s) and current.get(s["name"]) == s["command"]]
 
 
 def _succeeded(step: dict[str, Any]) -> bool:
     return step["returncode"] == 0 and not step.get("interrupted")
+
+
+def _complete(record: dict[str, Any], whole: tuple[Step, ...]) -> bool:
+    return all(map(_succeeded, record["steps"])) and {s["name"] for s in record["steps"]} >= {s.name for s in whole}
 
 
 def _new_record() -> dict[str, Any]:
@@ -145,7 +157,7 @@ def _new_record() -> dict[str, Any]:
             "started": datetime.now().isoformat(timespec="seconds"), "steps": [], "total_s": 0.0, "complete": False}
 
 
-def _resumed(output: Path, steps: tuple[Step, ...]) -> dict[str, Any]:
+def _resumed(output: Path, steps: tuple[Step, ...], whole: tuple[Step, ...]) -> dict[str, Any]:
     """The record in `output` without its failed or interrupted steps, its resumption dated; ValueError when
     there is none, or when it was made on another machine kind (its times would not add up to one run's)."""
     record = reproduction_record(output)
@@ -155,9 +167,11 @@ def _resumed(output: Path, steps: tuple[Step, ...]) -> dict[str, Any]:
     if any(record["machine"].get(k) != here[k] for k in ("cpu", "cpu_family_model", "usable_cpus", "torch")):
         raise ValueError(f"{output} was made on another machine ({record['machine']['cpu']}, "
                          f"{record['machine']['usable_cpus']} cores): start a new record instead of resuming it")
-    record["steps"] = [s for s in record["steps"] if _succeeded(s)]
-    record["resumed"] = [*record.get("resumed", []), datetime.now().isoformat(timespec="seconds")]
+    record["steps"] = _kept(record["steps"], steps)  # in the order they ran
+    if {s.name for s in steps} - {s["name"] for s in record["steps"]}:  # something left to run
+        record["resumed"] = [*record.get("resumed", []), datetime.now().isoformat(timespec="seconds")]
     record["total_s"] = round(sum(s["seconds"] for s in record["steps"]), 1)
+    record["complete"] = _complete(record, whole)
     return record
 
 
@@ -183,6 +197,8 @@ def reproduction_table(record: dict[str, Any]) -> str:
     """Where and when the reproduction ran, then each step's command and wall time, and the total, as Markdown."""
     machine = record["machine"]
     when = f"Started {record['started']}" if "started" in record else "Ran"  # the first record has none
+    if record.get("resumed"):
+        when = f"{when}, resumed {', '.join(record['resumed'])},"
     where = (f"{when} on {machine['cpu']} (family {machine['cpu_family_model'][0]}, model "
              f"{machine['cpu_family_model'][1]}), {machine['usable_cpus']} cores, torch {machine['torch']} with "
              f"{machine['torch_threads']} threads.\n\n")

@@ -77,7 +77,7 @@ def test_the_runner_times_each_step_and_stops_at_the_first_failure(tmp_path):
              Step("never", "python -c 'open(\"ran\", \"w\")'", "ran"))
     out = tmp_path / "out" / "reproduction.json"
     (tmp_path / "out").mkdir()
-    assert run_steps(steps, out, cwd=tmp_path) == 1
+    assert run_steps(steps, out, cwd=tmp_path, whole=steps) == 1
     assert (tmp_path / "here").is_file() and not (tmp_path / "ran").exists()  # run from cwd, stopped at "broken"
     record = json.loads(out.read_text())
     assert [(s["name"], s["returncode"]) for s in record["steps"]] == [("fine", 0), ("broken", 3)]
@@ -88,8 +88,10 @@ def test_the_runner_times_each_step_and_stops_at_the_first_failure(tmp_path):
     assert "| `broken` | `python -c 'import sys; sys.exit(3)'` |" in table and "failed (3)" in table
     assert table.splitlines()[-1].endswith("| incomplete |")
 
-    assert run_steps(steps[:1], out, cwd=tmp_path) == 0
+    assert run_steps(steps[:1], out, cwd=tmp_path, whole=steps[:1]) == 0
     assert json.loads(out.read_text())["complete"] is True
+    assert run_steps(steps[:1], out, cwd=tmp_path, whole=steps) == 0  # --only one step of three
+    assert json.loads(out.read_text())["complete"] is False
 
 
 def test_an_unwritable_record_fails_before_the_first_step(tmp_path):
@@ -122,15 +124,19 @@ def test_resume_keeps_the_steps_that_succeeded_and_runs_the_rest(tmp_path):
     fine = Step("fine", "python -c 'open(\"fine\", \"a\").write(\"ran\\n\")'", "fine")
     later = Step("later", "python -c 'open(\"later\", \"w\")'", "later")
     out = tmp_path / "reproduction.json"
-    assert run_steps((fine, Step("flaky", "python -c 'import sys; sys.exit(4)'", "-"), later), out, cwd=tmp_path) == 1
-    assert reproduction.finished_steps(out) == {"fine"}
+    broken = (fine, Step("flaky", "python -c 'import sys; sys.exit(4)'", "-"), later)
+    assert run_steps(broken, out, cwd=tmp_path, whole=broken) == 1
+    assert reproduction.finished_steps(out, broken) == {"fine"} and reproduction.finished_steps(out) == set()
     mended = (fine, Step("flaky", "python -c pass", "-"), later)
-    assert run_steps(mended, out, cwd=tmp_path, resume=True) == 0
+    assert run_steps(mended, out, cwd=tmp_path, resume=True, whole=mended) == 0
     record = json.loads(out.read_text())
     assert (tmp_path / "fine").read_text() == "ran\n" and (tmp_path / "later").is_file()  # fine ran once
     assert [(s["name"], s["returncode"]) for s in record["steps"]] == [("fine", 0), ("flaky", 0), ("later", 0)]
     assert record["complete"] is True and len(record["resumed"]) == 1
     assert record["total_s"] == pytest.approx(sum(s["seconds"] for s in record["steps"]), abs=0.2)
+    assert f"resumed {record['resumed'][0]}," in reproduction_table(record)
+    assert run_steps(mended, out, cwd=tmp_path, resume=True, whole=mended) == 0  # nothing left: nothing runs
+    assert (tmp_path / "fine").read_text() == "ran\n" and len(json.loads(out.read_text())["resumed"]) == 1
 
 
 def test_resume_needs_a_record_of_this_machine(tmp_path):
@@ -153,3 +159,15 @@ def test_the_backbone_comparison_builds_a_run_for_every_backbone(backbone, answe
     cfg = compare_backbones.backbone_config(backbone, answer_head, (10, 8), 0.9)
     assert (cfg.model.backbone, cfg.model.answer_head, cfg.model.memory_path) == (backbone, answer_head, "final_norm")
     assert [(s.n_segments, s.max_steps) for s in cfg.stages] == [(1, 10), (2, 8)] and cfg.advance_accuracy == 0.9
+
+
+def test_main_resume_checks_only_the_steps_left_to_run(tmp_path, monkeypatch):
+    train = next(s for s in STEPS if s.name == "train")
+    out = tmp_path / "reproduction.json"
+    out.write_text(json.dumps({"machine": {}, "steps": [{"name": "train", "command": train.command, "writes": "",
+                                                         "seconds": 1.0, "returncode": 0}], "total_s": 1.0}))
+    checked, ran = [], []
+    monkeypatch.setattr(reproduce, "check_steps", lambda steps: checked.extend(s.name for s in steps))
+    monkeypatch.setattr(reproduce, "run_steps", lambda steps, output, resume: ran.append(resume) or 0)
+    assert reproduce.main(["--resume", "--only", "train", "evaluation", "--output", str(out)]) == 0
+    assert checked == ["evaluation"] and ran == [True]  # a finished train step: its run folder is not refused

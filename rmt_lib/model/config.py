@@ -25,8 +25,9 @@ class RMTConfig:
     """
 
     # The positional scheme matters at this size. Measured (scripts/compare_backbones.py, one seed each,
-    # data/results/backbones.json): steps to 90% validation at 1 segment were 400 for bloom (ALiBi),
-    # 550 for llama (RoPE), and gpt2 (learned absolute positions) was still at 74% after 1,000 steps.
+    # data/results/backbones.json; memory read after the final norm, as the reference reads it, since the
+    # shipped "last_block" path is Bloom's alone): steps to 90% validation at 1 segment were 400 for bloom
+    # (ALiBi), 550 for llama (RoPE), and gpt2 (learned absolute positions) was still at 74% after 1,000 steps.
     backbone: BackboneName = "bloom"
     vocab_size: int = 2048  # the project's byte-level BPE (data/tokenizer.json)
     hidden_size: int = 64

@@ -35,7 +35,8 @@ class RecurrentMemoryTransformer(nn.Module):
     question). ``answer_head="lm"`` uses the backbone's own LM head at the candidates' token ids, i.e.
     the paper's LM loss on a one-token answer; ``"classifier"`` scores the candidates with a linear
     layer of its own. The shipped model uses the LM head, chosen by measurement. On the curriculum's
-    first two stages (one seed each, data/results/backbones.json and backbones_lm_head.json) it reached
+    first two stages (one seed each, memory read after the final norm; data/results/backbones.json and
+    backbones_lm_head.json) it reached
     90% validation at 1 segment after 300 steps (classifier: 400) and peaked at 0.86 at 2 segments within
     800 (classifier: 0.71). Over the whole default curriculum it trained in 26 minutes
     instead of 35, as accurate at the trained lengths and more so beyond them (test book, 500 samples
