@@ -71,7 +71,8 @@ STEPS: tuple[Step, ...] = (
     Step("backbones", "python scripts/compare_backbones.py", "data/results/backbones.json"),
     Step("backbones_lm_head", "python scripts/compare_backbones.py --backbones bloom --answer-head lm "
                               "--output data/results/backbones_lm_head.json", "data/results/backbones_lm_head.json"),
-    Step("book", "make book BUDGET=full", "every chapter of book/, executed in place with the full budgets, and its HTML"),
+    Step("book", "make book BUDGET=full",
+         "every chapter of book/, executed in place with the full budgets, and its HTML"),
 )
 NAMES = tuple(step.name for step in STEPS)
 
@@ -148,6 +149,10 @@ def _succeeded(step: dict[str, Any]) -> bool:
     return step["returncode"] == 0 and not step.get("interrupted")
 
 
+def _outcome(step: dict[str, Any]) -> str:
+    return "ok" if _succeeded(step) else "interrupted" if step.get("interrupted") else f"failed ({step['returncode']})"
+
+
 def _complete(record: dict[str, Any], whole: tuple[Step, ...]) -> bool:
     return all(map(_succeeded, record["steps"])) and {s["name"] for s in record["steps"]} >= {s.name for s in whole}
 
@@ -167,7 +172,7 @@ def _resumed(output: Path, steps: tuple[Step, ...], whole: tuple[Step, ...]) -> 
     if any(record["machine"].get(k) != here[k] for k in ("cpu", "cpu_family_model", "usable_cpus", "torch")):
         raise ValueError(f"{output} was made on another machine ({record['machine']['cpu']}, "
                          f"{record['machine']['usable_cpus']} cores): start a new record instead of resuming it")
-    record["steps"] = _kept(record["steps"], steps)  # in the order they ran
+    record["steps"] = _kept(record["steps"], whole)  # in the order they ran, selected this time or not
     if {s.name for s in steps} - {s["name"] for s in record["steps"]}:  # something left to run
         record["resumed"] = [*record.get("resumed", []), datetime.now().isoformat(timespec="seconds")]
     record["total_s"] = round(sum(s["seconds"] for s in record["steps"]), 1)
@@ -202,8 +207,7 @@ def reproduction_table(record: dict[str, Any]) -> str:
     where = (f"{when} on {machine['cpu']} (family {machine['cpu_family_model'][0]}, model "
              f"{machine['cpu_family_model'][1]}), {machine['usable_cpus']} cores, torch {machine['torch']} with "
              f"{machine['torch_threads']} threads.\n\n")
-    rows = [[f"`{s['name']}`", f"`{s['command']}`", f"{s['seconds'] / 60:,.1f}",
-             "ok" if s["returncode"] == 0 else f"failed ({s['returncode']})"] for s in record["steps"]]
+    rows = [[f"`{s['name']}`", f"`{s['command']}`", f"{s['seconds'] / 60:,.1f}", _outcome(s)] for s in record["steps"]]
     rows.append(["**total**", "", f"**{record['total_s'] / 60:,.1f}**", "complete" if record["complete"] else
                  "incomplete"])
     return where + markdown_table(["step", "command", "minutes", ""], rows)

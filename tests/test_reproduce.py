@@ -171,3 +171,14 @@ def test_main_resume_checks_only_the_steps_left_to_run(tmp_path, monkeypatch):
     monkeypatch.setattr(reproduce, "run_steps", lambda steps, output, resume: ran.append(resume) or 0)
     assert reproduce.main(["--resume", "--only", "train", "evaluation", "--output", str(out)]) == 0
     assert checked == ["evaluation"] and ran == [True]  # a finished train step: its run folder is not refused
+
+
+def test_resume_with_only_some_steps_keeps_the_record_of_the_others(tmp_path):
+    fine, later = Step("fine", "python -c pass", "-"), Step("later", "python -c pass", "-")
+    broken = (fine, Step("flaky", "python -c 'import sys; sys.exit(4)'", "-"), later)
+    mended = (fine, Step("flaky", "python -c pass", "-"), later)
+    out = tmp_path / "reproduction.json"
+    assert run_steps(broken, out, cwd=tmp_path, whole=broken) == 1
+    assert run_steps(mended[1:2], out, cwd=tmp_path, resume=True, whole=mended) == 0  # --only flaky
+    record = json.loads(out.read_text())
+    assert [s["name"] for s in record["steps"]] == ["fine", "flaky"] and record["complete"] is False
