@@ -34,10 +34,9 @@ import torch
 from rmt_lib.cost import speedup_quartiles
 from rmt_lib.cost.flops import matmul_parameters, rmt_flops
 from rmt_lib.cost.points import matmul_point
-from rmt_lib.runtime import describe_machine
 from rmt_lib.jsonio import check_output_path, write_json
 from rmt_lib.model import RecurrentMemoryTransformer, load_model_folder
-from rmt_lib.runtime import seed_everything
+from rmt_lib.runtime import describe_machine, seed_everything
 from rmt_lib.train import TrainConfig, make_batch, make_optimizer, train_step
 
 

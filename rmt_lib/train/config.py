@@ -143,7 +143,7 @@ class TrainConfig:
         """The curriculum's longest input, in segments: lengths beyond it test generalisation."""
         return max(s.n_segments for s in self.stages)
 
-    def continues(self, saved: "TrainConfig") -> bool:
+    def continues(self, saved: TrainConfig) -> bool:
         """Whether a run of this config may continue one of `saved`: the same config, or the same with stages
         appended (a finished curriculum extended). Batches are seeded by (stage, step), so either way the run
         equals one made from scratch; compiling or not changes no batch, only rounding."""

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -16,9 +16,8 @@ from rmt_lib import paper, paths
 from rmt_lib.budgets import check_budget
 from rmt_lib.display.tables import markdown_table
 from rmt_lib.paths import Missing, relative
-
-if TYPE_CHECKING:
-    from rmt_lib.train.config import TrainConfig
+from rmt_lib.train.config import TrainConfig
+from rmt_lib.train.loop import checkpoint_config
 
 
 # The full budget's run is the README's `train --config default --output runs/default`: one folder for both, so
@@ -28,13 +27,11 @@ FULL_TRAINING_DIR = paths.REPO_ROOT / "runs" / "default"
 
 
 @contextmanager
-def training_folder(budget: str, config: "TrainConfig") -> Iterator[Path]:
+def training_folder(budget: str, config: TrainConfig) -> Iterator[Path]:
     """Where the training chapter's run of `config` goes. ci: a temporary folder, removed afterwards (nothing
     under data/ changes); full: runs/default, the README's training run, kept (FULL_TRAINING_DIR says why).
     ValueError, before any work, when runs/default holds a run that `config` cannot continue."""
     if check_budget(budget) == "full":
-        from rmt_lib.train.loop import checkpoint_config
-
         saved = checkpoint_config(FULL_TRAINING_DIR)
         if saved is not None and not config.continues(saved):
             raise ValueError(f"{relative(FULL_TRAINING_DIR)} holds a run of another configuration ({len(saved.stages)} "
