@@ -78,7 +78,7 @@ def test_a_finished_run_extended_by_a_stage_equals_the_longer_run_from_scratch(t
 
 
 def test_a_run_continued_from_its_model_folder_equals_the_longer_run_from_scratch(tmp_path):
-    longer = dataclasses.replace(TINY, stages=TINY.stages + (Stage(2, 3, 8, bptt_depth=1, memory_noise=0.1),))
+    longer = dataclasses.replace(TINY, stages=TINY.stages + (Stage(2, 3, 8, bptt_depth=1, memory_noise=0.1, lead_in=2),))
     train(TINY, tmp_path / "short", progress=False)
     train(longer, tmp_path / "a", progress=False, from_model=tmp_path / "short" / "model")
     train(longer, tmp_path / "b", progress=False)
@@ -147,6 +147,24 @@ def test_a_streamed_stage_resumed_in_the_middle_of_an_input_ends_with_the_same_w
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_lead_in_stage_starts_each_step_from_the_memory_its_prose_leaves(tmp_path, monkeypatch):
+    cfg = dataclasses.replace(TINY, stages=(Stage(2, 6, 8, lead_in=3),))
+    starts = []
+    real = Trainer._lead_in
+
+    def spy(self, stage):
+        memory = real(self, stage)
+        starts.append(None if memory is None else memory.clone())
+        return memory
+    monkeypatch.setattr(Trainer, "_lead_in", spy)
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    initial = trainer.model.cell.initial_memory.detach()
+    trainer.run()
+    assert len(starts) == 6 and any(m is None for m in starts) and any(m is not None for m in starts)  # 0 to 3 segments
+    for memory in filter(lambda m: m is not None, starts):
+        assert memory.shape == (8, *initial.shape) and not torch.allclose(memory[0], initial)
+
+
 def test_a_stage_validates_its_model_overrides():
     with pytest.raises(ValueError, match="bptt_depth"):
         Stage(64, 10, bptt_depth=0)
@@ -159,6 +177,10 @@ def test_a_stage_validates_its_model_overrides():
         Stage(64, 10, chunk=16, bptt_depth=8)
     with pytest.raises(ValueError, match="aux_every_segment"):
         dataclasses.replace(TINY, stages=(Stage(4, 6, 8, chunk=2),))
+    with pytest.raises(ValueError, match="lead_in"):
+        Stage(64, 10, lead_in=0)
+    with pytest.raises(ValueError, match="lead_in"):
+        Stage(64, 10, chunk=16, lead_in=8)
 
 
 def test_config_booleans_are_booleans():

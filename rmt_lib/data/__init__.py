@@ -8,7 +8,7 @@ from rmt_lib.data.batching import Batch, batches_by_length, collate, facts_that_
 from rmt_lib.data.grammar import ACTORS, LOCATIONS, VERBS, find_facts, world_state
 from rmt_lib.data.io import read_babi, read_babi_qa1, read_jsonl, write_jsonl
 from rmt_lib.data.encoding import EncodedSample, encode_qa1, encode_sample
-from rmt_lib.data.samples import Sample, generate_samples
+from rmt_lib.data.samples import Sample, distractor_tokens, generate_samples
 from rmt_lib.data.tokenizer import LOCATION_TOKEN_IDS, Tokenizer, load_tokenizer, token_strings
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "Tokenizer",
     "batches_by_length",
     "collate",
+    "distractor_tokens",
     "encode_qa1",
     "encode_sample",
     "facts_that_fit",

@@ -166,6 +166,18 @@ def generate_samples(
     return [builder.sample(rng, n_facts if n_facts is not None else sample_n_facts(rng)) for _ in indices]
 
 
+def distractor_tokens(n_samples: int, n_tokens: int, split: str = "train", background: str | Path | None = None,
+                      seed: int = 0, tokenizer: Tokenizer | None = None) -> np.ndarray:
+    """(n_samples, n_tokens) int64 token ids of background prose alone, each row from a random sentence start:
+    distractor text with no fact in it (a training stage's lead-in, `rmt_lib.train.Stage.lead_in`)."""
+    if not (isinstance(n_samples, int) and isinstance(n_tokens, int)) or n_samples < 1 or n_tokens < 0:
+        raise ValueError(f"distractor_tokens takes n_samples >= 1 and n_tokens >= 0, got {n_samples!r}, {n_tokens!r}")
+    tokenizer = tokenizer if tokenizer is not None else default_tokenizer()
+    ring = tokenized_background(load_background(background, split), tokenizer)
+    starts = np.random.default_rng(seed).choice(ring.sentence_starts, size=n_samples)
+    return np.stack([ring.ring_ids(int(a), int(a) + n_tokens) for a in starts]).astype(np.int64)
+
+
 def _validate(task, n_samples, n_segments, tokens, segment_size, n_facts, seed, placement) -> _Layout:
     def is_int(x):
         return isinstance(x, (int, np.integer)) and not isinstance(x, bool)

@@ -40,8 +40,17 @@ class Stage:
     # Validate every this many steps; None = TrainConfig.eval_every. A long stage's validation costs many
     # steps' time (at 512 segments, one check reads as many segments as 250 of its chunk steps train).
     eval_every: int | None = None
+    # Before each step's inputs, a lead-in of 0 to this many segments of prose without facts (a length drawn
+    # per step) is read without gradients, and the inputs start from the memory state it leaves: the stage
+    # trains writing, keeping and reading facts from memory states that have drifted through long distractor
+    # stretches, as at test lengths past the curriculum. None: every input starts from the initial memory.
+    lead_in: int | None = None
 
     def __post_init__(self) -> None:
+        if self.lead_in is not None and (not isinstance(self.lead_in, int) or self.lead_in < 1):
+            raise ValueError(f"Stage.lead_in must be None or an int >= 1 (segments), got {self.lead_in!r}")
+        if self.lead_in is not None and self.chunk is not None:
+            raise ValueError("a streamed stage (chunk) carries its own memory across steps; leave lead_in None")
         if self.eval_every is not None and (not isinstance(self.eval_every, int) or self.eval_every < 1):
             raise ValueError(f"Stage.eval_every must be None or an int >= 1, got {self.eval_every!r}")
         if self.chunk is not None and (not isinstance(self.chunk, int) or self.chunk < 1 or self.n_segments % self.chunk):

@@ -28,7 +28,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from rmt_lib.data import Batch, load_tokenizer
+from rmt_lib.data import Batch, distractor_tokens, load_tokenizer
 from rmt_lib.jsonio import atomic_path, check_output_path, write_text_atomic
 from rmt_lib.model import RecurrentMemoryTransformer, from_pretrained, save_pretrained
 from rmt_lib.model.checkpoint import load_model_tensors, model_tensors
@@ -52,7 +52,7 @@ class RunState:
     history: list[dict[str, Any]] = field(default_factory=list)  # one summary per finished stage
 
 
-_TRAIN, _MIX, _VALIDATION, _NOISE = 0, 1, 2, 3  # independent seed streams
+_TRAIN, _MIX, _VALIDATION, _NOISE, _LEAD_IN = 0, 1, 2, 3, 4  # independent seed streams
 
 
 def _seed_for(cfg: TrainConfig, stream: int, *keys: int) -> int:
@@ -136,9 +136,10 @@ class Trainer:
         local, n_segments = (self._chunk(stage), stage.n_segments) if stage.chunk is not None else self._batch(stage)
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(cfg, st.step, stage.max_steps, stage.lr)
+        memory = self._lead_in(stage) if stage.lead_in else self._carry
         torch.manual_seed(_seed_for(cfg, _NOISE, st.stage, st.step))  # memory noise: the same after a resume
         with self.model.training_overrides(**stage.model_overrides):
-            out = train_step(self.model, self.optimizer, local, cfg.grad_clip, forward=self.ddp, memory=self._carry)
+            out = train_step(self.model, self.optimizer, local, cfg.grad_clip, forward=self.ddp, memory=memory)
         if stage.chunk is not None:
             self._carry = None if local.labels is not None else out.memory.detach()  # (B, M, D)
         if local.labels is None:
@@ -156,6 +157,21 @@ class Trainer:
             n_segments = int(rng.choice(shorter))
         batch = make_batch(cfg, self.tokenizer, n_segments, stage.batch_size, _seed_for(cfg, _TRAIN, st.stage, st.step), "train")
         return _shard(batch, self.rank, self.world).to(self.device), n_segments
+
+    @torch.no_grad()
+    def _lead_in(self, stage: Stage) -> torch.Tensor | None:
+        """(B, M, D) the memory state after this step's lead-in (Stage.lead_in): 0 to `stage.lead_in` segments
+        of training prose without facts, read without gradients; None (the initial memory) when 0 is drawn."""
+        cfg, st = self.cfg, self.state
+        rng = np.random.default_rng(_seed_for(cfg, _LEAD_IN, st.stage, st.step))
+        n_segments = int(rng.integers(stage.lead_in + 1))
+        if n_segments == 0:
+            return None
+        ids = distractor_tokens(stage.batch_size, n_segments * cfg.model.segment_size, "train",
+                                seed=int(rng.integers(2**63)), tokenizer=self.tokenizer)  # (B, n_segments * L)
+        n = stage.batch_size // self.world  # this rank's rows, as _shard cuts the batch
+        self.model.eval()
+        return self.model(torch.from_numpy(ids[self.rank * n:(self.rank + 1) * n]).to(self.device)).memory
 
     def _chunk(self, stage: Stage) -> Batch:
         """A streamed stage's piece for this step: `stage.chunk` segments of the current inputs, their

@@ -17,6 +17,7 @@ from rmt_lib.data import (
     generate_samples,
     load_background,
     world_state,
+    distractor_tokens,
     write_jsonl,
 )
 from rmt_lib.data.grammar import parse_question
@@ -103,6 +104,19 @@ def test_same_seed_same_bytes_different_seed_different(prose_dir, tmp_path, toke
     (a, sa), (b, _), (c, sc) = make(0, "a.jsonl"), make(0, "b.jsonl"), make(1, "c.jsonl")
     assert a == b and a != c
     assert sum(x.input != y.input for x, y in zip(sa, sc)) >= 18
+
+
+def test_distractor_tokens_are_prose_from_sentence_starts_without_facts(prose_dir, tokenizer):
+    ids = distractor_tokens(6, 100, background=prose_dir, seed=4, tokenizer=tokenizer)
+    assert ids.shape == (6, 100) and ids.dtype == np.int64
+    assert np.array_equal(ids, distractor_tokens(6, 100, background=prose_dir, seed=4, tokenizer=tokenizer))
+    assert not np.array_equal(ids, distractor_tokens(6, 100, background=prose_dir, seed=5, tokenizer=tokenizer))
+    sentences = set(load_background(prose_dir, "train").sentences)
+    for row in ids:
+        text = tokenizer.decode(row.tolist()).strip()
+        assert any(text.startswith(s[:20]) for s in sentences) and not find_facts(text)
+    with pytest.raises(ValueError, match="n_samples"):
+        distractor_tokens(0, 10, background=prose_dir, tokenizer=tokenizer)
 
 
 def test_fact_count_distribution_is_babis(prose_dir, tokenizer):
