@@ -44,6 +44,10 @@ class Stage:
     # per step) is read without gradients, and the inputs start from the memory state it leaves: the stage
     # trains writing, keeping and reading facts from memory states that have drifted through long distractor
     # stretches, as at test lengths past the curriculum. None: every input starts from the initial memory.
+    # Measured, appended to the shipped model (`--from-model data/model`; 100 validation samples a length at
+    # 32 / 256 / 1,024 / 2,048 segments, drift over 63 two-fact samples of 256): a stage at 256 (120 steps,
+    # lr 3e-5, lead-ins of up to 768 segments; 20 minutes) gave 99 / 92 / 75 / 67% and drift 0.94, against
+    # the shipped model's 99 / 94 / 82 / 73% and 0.86: the default curriculum has no lead-in.
     lead_in: int | None = None
 
     def __post_init__(self) -> None:
