@@ -43,7 +43,8 @@ class Stage:
     # Before each step's inputs, a lead-in of 0 to this many segments of prose without facts (a length drawn
     # per step) is read without gradients, and the inputs start from the memory state it leaves: the stage
     # trains writing, keeping and reading facts from memory states that have drifted through long distractor
-    # stretches, as at test lengths past the curriculum. None: every input starts from the initial memory.
+    # stretches, as at test lengths past the curriculum (the log's tokens_per_s counts the inputs' tokens, not
+    # the lead-in's). None: every input starts from the initial memory.
     # Measured, appended to the shipped model (`--from-model data/model`; 100 validation samples a length at
     # 32 / 256 / 1,024 / 2,048 segments, drift over 63 two-fact samples of 256): a stage at 256 (120 steps,
     # lr 3e-5, lead-ins of up to 768 segments; 20 minutes) gave 99 / 92 / 75 / 67% and drift 0.94, against
