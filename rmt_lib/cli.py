@@ -349,6 +349,37 @@ def _run_figures(args: argparse.Namespace) -> int:
 
 # --- import-rmt (owned by the model module) -----------------------------------------------------------------
 
+@_command("average", help="Average the weights of model folders trained from one start into one model folder.")
+def _add_average(p: argparse.ArgumentParser) -> None:
+    p.add_argument("models", nargs="+", metavar="DIR", help="two or more model folders written by train, of one "
+                   "model config and tokenizer (e.g. a curriculum's model and stages appended to it)")
+    p.add_argument("--output", required=True, metavar="DIR", help="the model folder to write")
+
+
+def _run_average(args: argparse.Namespace) -> int:
+    from rmt_lib.train import average_models
+
+    folder = average_models(args.models, _model_output(args.output))
+    print(f"wrote {folder}: the average of {len(args.models)} models")
+    return 0
+
+
+def _model_output(output: str):
+    """--output as a model folder to (re)write: refused, before the work, when it names something else."""
+    from pathlib import Path
+
+    from rmt_lib.jsonio import check_output_path
+
+    out = Path(output)
+    if not output or (out.exists() and not out.is_dir()):
+        raise CLIError(f"--output {output!r} must name a folder to write the model into")
+    if out.is_dir() and any(out.iterdir()) and not (out / "checksums.json").is_file():
+        raise CLIError(f"--output {out} holds files that are not a model folder; it would be replaced, so "
+                       "give a new or empty folder")
+    check_output_path(out / "_")  # a parent that is a file, before the work
+    return out
+
+
 @_command("import-rmt", help="Turn a checkpoint of the paper's RMT code (MemoryCell + RecurrentWrapper over GPT-2) "
                              "into a model folder that evaluate, probe, figures and the book read.")
 def _add_import_rmt(p: argparse.ArgumentParser) -> None:
@@ -364,18 +395,9 @@ def _add_import_rmt(p: argparse.ArgumentParser) -> None:
 
 
 def _run_import_rmt(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from rmt_lib.jsonio import check_output_path
     from rmt_lib.model.imported import import_reference_rmt
 
-    out = Path(args.output)
-    if not args.output or (out.exists() and not out.is_dir()):
-        raise CLIError(f"--output {args.output!r} must name a folder to write the model into")
-    if out.is_dir() and any(out.iterdir()) and not (out / "checksums.json").is_file():
-        raise CLIError(f"--output {out} holds files that are not a model folder; it would be replaced, so "
-                       "give a new or empty folder")
-    check_output_path(out / "_")  # a parent that is a file, before the work
+    _model_output(args.output)
     folder = import_reference_rmt(args.state_dict, args.backbone_config, args.tokenizer,
                                   num_memory_tokens=args.num_memory_tokens, segment_size=args.segment_size,
                                   output=args.output)

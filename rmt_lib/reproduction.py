@@ -24,7 +24,6 @@ from rmt_lib.jsonio import write_json
 from rmt_lib.paths import Missing
 from rmt_lib.runtime import DEFAULT_THREADS, describe_machine, resolve_device
 from rmt_lib.train import CHECKPOINT
-from rmt_lib.train.log import FULL_TRAINING_DIR
 
 REPRODUCTION_FILE = paths.RESULTS_DIR / "reproduction.json"
 BABI_QA1_TEST = "../shared/babi/qa1_single-supporting-fact_test.txt"
@@ -49,8 +48,14 @@ _EVALUATE = "python -m rmt_lib evaluate"
 # (benchmarks/paper_model.py needs the paper's model, a download) and training_reference.json
 # (benchmarks/training_reference.py needs the reference RMT code, read from a path the user gives).
 STEPS: tuple[Step, ...] = (
-    Step("train", "python -m rmt_lib train --config default --output runs/default --model-dir data/model",
-         "data/model (and the run in runs/default)"),
+    Step("train", "python -m rmt_lib train --config default --output runs/default",
+         "the default curriculum's run and model (runs/default)"),
+    Step("noise_branch", "python -m rmt_lib train --config noise-branch --from-model runs/default/model "
+                         "--output runs/noise-branch", "a stage at 256 segments with memory noise (runs/noise-branch)"),
+    Step("lead_in_branch", "python -m rmt_lib train --config lead-in-branch --from-model runs/default/model "
+                           "--output runs/lead-in-branch", "a stage at 256 segments with lead-ins (runs/lead-in-branch)"),
+    Step("average", "python -m rmt_lib average runs/default/model runs/noise-branch/model runs/lead-in-branch/model "
+                    "--output data/model", "data/model, the shipped model: the average of the three"),
     Step("baseline", "python -m rmt_lib train --config baseline --output runs/baseline --model-dir data/baseline",
          "data/baseline"),
     Step("evaluation", f"{_EVALUATE} --segments 1 2 4 8 16 32 64 128 256 --samples 500 "
@@ -88,11 +93,14 @@ def select_steps(only: list[str] | None = None, skip: list[str] | None = None) -
 def check_steps(steps: tuple[Step, ...], cwd: Path = paths.REPO_ROOT) -> None:
     """ValueError, before any step runs, for what would stop one hours in: a training run already in the
     training step's folder (it refuses to overwrite one), the bAbI test file absent, `make` not installed."""
-    names, run_dir = {s.name for s in steps}, paths.relative(FULL_TRAINING_DIR)
-    if "train" in names and (cwd / run_dir / CHECKPOINT).is_file():
-        raise ValueError(f"{run_dir} already holds a training run, which the train step refuses to "
-                         "overwrite: move it away, or finish it (`python -m rmt_lib train --config default --output "
-                         f"{run_dir} --resume --model-dir data/model`) and --skip train")
+    names = {s.name for s in steps}
+    for step in steps:  # every training step refuses to overwrite a run
+        words = shlex.split(step.command)
+        if words[1:4] == ["-m", "rmt_lib", "train"] and (cwd / (run := words[words.index("--output") + 1]) / CHECKPOINT).is_file():
+            config = words[words.index("--config") + 1]
+            raise ValueError(f"{run} already holds a training run, which the {step.name} step refuses to overwrite: "
+                             f"move it away, or finish it (`python -m rmt_lib train --config {config} --output {run} "
+                             f"--resume`) and --skip {step.name}")
     if names & {"evaluation_babi", "evaluation_babi_long"} and not (cwd / BABI_QA1_TEST).is_file():
         raise ValueError(f"{BABI_QA1_TEST} is not there (the bAbI QA1 test stories, beside the repository): put it "
                          "there, or --skip evaluation_babi evaluation_babi_long")
@@ -198,8 +206,9 @@ def reproduction_record(path: str | Path = REPRODUCTION_FILE) -> dict[str, Any] 
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def reproduction_table(record: dict[str, Any]) -> str:
-    """Where and when the reproduction ran, then each step's command and wall time, and the total, as Markdown."""
+def reproduction_table(record: dict[str, Any], steps: tuple[Step, ...] = STEPS) -> str:
+    """Where and when the reproduction ran, then each step's command and wall time, and the total, as Markdown,
+    and how `steps` (today's) differ from those the record ran."""
     machine = record["machine"]
     when = f"Started {record['started']}" if "started" in record else "Ran"  # the first record has none
     if record.get("resumed"):
@@ -210,4 +219,15 @@ def reproduction_table(record: dict[str, Any]) -> str:
     rows = [[f"`{s['name']}`", f"`{s['command']}`", f"{s['seconds'] / 60:,.1f}", _outcome(s)] for s in record["steps"]]
     rows.append(["**total**", "", f"**{record['total_s'] / 60:,.1f}**", "complete" if record["complete"] else
                  "incomplete"])
-    return where + markdown_table(["step", "command", "minutes", ""], rows)
+    return where + markdown_table(["step", "command", "minutes", ""], rows) + _since(record, steps)
+
+
+def _since(record: dict[str, Any], steps: tuple[Step, ...]) -> str:
+    """What the reproduction's steps have become since the record was made: steps a complete record lacks
+    (an incomplete one has yet to run them), and steps it ran with another command ("" when none)."""
+    ran = {s["name"]: s["command"] for s in record["steps"]}
+    lacks = [f"`{s.name}`" for s in steps if s.name not in ran] if record["complete"] else []
+    changed = [f"`{s.name}`" for s in steps if s.name in ran and ran[s.name] != s.command]
+    notes = ([f"it lacks {', '.join(lacks)}"] if lacks else []) + \
+        ([f"it ran {', '.join(changed)} with another command"] if changed else [])
+    return f"\n\nSince this record, the steps have changed: {'; '.join(notes)}." if notes else ""

@@ -150,6 +150,23 @@ def test_damaged_model_folders_are_refused(tmp_path, checkpoint, command, case):
     assert files_under(tmp_path) == before
 
 
+AVERAGE_CASES = {  # what `average` is given -> what its error names
+    "one folder": (lambda ckpt, tmp: [ckpt], ["two or more"]),
+    "a missing folder": (lambda ckpt, tmp: [ckpt, tmp / "nowhere"], ["nowhere"]),
+    "a folder train did not write": (lambda ckpt, tmp: [ckpt, ckpt], ["metrics.jsonl", "not a model folder"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(AVERAGE_CASES))
+def test_average_refuses_folders_it_cannot_average(tmp_path, checkpoint, case):
+    folders, words = AVERAGE_CASES[case]
+    before = files_under(tmp_path)
+    assert_refused(run_cli("average", *folders(checkpoint, tmp_path), "--output", tmp_path / "avg"), *words)
+    assert files_under(tmp_path) == before
+    (tmp_path / "file").write_text("x")
+    assert_refused(run_cli("average", checkpoint, checkpoint, "--output", tmp_path / "file"), "folder")
+
+
 # --- background text -------------------------------------------------------------------------------------
 
 def test_a_binary_background_file_is_named(tmp_path):

@@ -59,7 +59,7 @@ def test_list_prints_the_steps_and_runs_nothing(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--only", "trian", "--output", "x.json"], "no step 'trian'; the steps are train, baseline"),
+    (["--only", "trian", "--output", "x.json"], "no step 'trian'; the steps are train, noise_branch, lead_in_branch, average, baseline"),
     (["--skip", *NAMES, "--output", "x.json"], "leave no step"),
     (["--only", "train"], "--output is required"),
     (["--only", "evaluation", "--output", "."], "is a folder"),
@@ -83,7 +83,7 @@ def test_the_runner_times_each_step_and_stops_at_the_first_failure(tmp_path):
     assert [(s["name"], s["returncode"]) for s in record["steps"]] == [("fine", 0), ("broken", 3)]
     assert record["complete"] is False and "started" in record
     assert record["total_s"] == pytest.approx(sum(s["seconds"] for s in record["steps"]), abs=0.2)
-    table = reproduction_table(reproduction_record(out))
+    table = reproduction_table(reproduction_record(out), steps)
     assert table.startswith(f"Started {record['started']} on ")
     assert "| `broken` | `python -c 'import sys; sys.exit(3)'` |" in table and "failed (3)" in table
     assert table.splitlines()[-1].endswith("| incomplete |")
@@ -105,6 +105,9 @@ def test_an_unwritable_record_fails_before_the_first_step(tmp_path):
 @pytest.mark.parametrize("make_trouble, names, message", [
     (lambda root: (root / "runs" / "default").mkdir(parents=True) or (root / "runs" / "default" / CHECKPOINT)
      .write_bytes(b"x"), ["train"], "runs/default already holds a training run"),
+    (lambda root: (root / "runs" / "lead-in-branch").mkdir(parents=True) or
+     (root / "runs" / "lead-in-branch" / CHECKPOINT).write_bytes(b"x"), ["lead_in_branch"],
+     r"runs/lead-in-branch already holds a training run.*--config lead-in-branch --output runs/lead-in-branch --resume"),
     (lambda root: None, ["evaluation_babi"], "qa1_single-supporting-fact_test.txt is not there"),
 ])
 def test_what_would_stop_a_step_hours_in_is_refused_first(make_trouble, names, message, tmp_path):
@@ -182,3 +185,12 @@ def test_resume_with_only_some_steps_keeps_the_record_of_the_others(tmp_path):
     assert run_steps(mended[1:2], out, cwd=tmp_path, resume=True, whole=mended) == 0  # --only flaky
     record = json.loads(out.read_text())
     assert [s["name"] for s in record["steps"]] == ["fine", "flaky"] and record["complete"] is False
+
+
+def test_the_table_says_how_the_steps_changed_since_the_record():
+    record = {"machine": {"cpu": "x", "cpu_family_model": ["1", "2"], "usable_cpus": 2, "torch": "t", "torch_threads": 2},
+              "steps": [{"name": s.name, "command": s.command, "seconds": 60.0, "returncode": 0} for s in STEPS],
+              "total_s": 60.0 * len(STEPS), "complete": True}
+    assert "changed" not in reproduction_table(record)
+    record["steps"] = [{**record["steps"][0], "command": "python -m rmt_lib train --config old"}] + record["steps"][2:]
+    assert reproduction_table(record).endswith(f"it lacks `{STEPS[1].name}`; it ran `train` with another command.")

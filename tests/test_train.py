@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 from rmt_lib.model import from_pretrained
 from rmt_lib.train import PRESETS, Stage, TrainConfig, Trainer, lr_at, train
-from rmt_lib.train.log import read_training_log
+from rmt_lib.train.log import average_summary, read_training_log
 
 TINY = PRESETS["tiny"]
 ENV = {**os.environ, "RMT_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
@@ -288,3 +288,40 @@ def test_a_ddp_run_into_a_locked_folder_ends_on_every_rank(tmp_path):
                               "--no-progress"], env=ENV, capture_output=True, text=True, timeout=120)
     assert ddp.returncode != 0 and ddp.stderr.count("another train run is using") == 2, ddp.stderr[-3000:]
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == [".train.lock"]
+
+
+def test_an_average_of_models_is_the_mean_of_their_weights_and_names_them(tmp_path):
+    from rmt_lib.train import average_models
+
+    train(TINY, tmp_path / "a", progress=False)
+    train(dataclasses.replace(TINY, seed=1), tmp_path / "b", progress=False)
+    folder = average_models([tmp_path / "a" / "model", tmp_path / "b" / "model"], tmp_path / "avg")
+    a, b, avg = (load_file(tmp_path / p / "model.safetensors") for p in ("a/model", "b/model", "avg"))
+    assert set(avg) == set(a) and all(torch.allclose(avg[k], (a[k] + b[k]) / 2, atol=1e-7) for k in a)
+    assert not torch.equal(a["cell.initial_memory"], b["cell.initial_memory"])  # two models, not one twice
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert records[:-1] == [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["folder"] for m in records[-1]["models"]] == [str(tmp_path / "a" / "model"), str(tmp_path / "b" / "model")]
+    assert records[-1]["models"][1]["last_stage"]["n_segments"] == TINY.stages[-1].n_segments
+    assert from_pretrained(folder).config == TINY.model and read_training_log(folder / "metrics.jsonl").stages
+    table = average_summary(folder)
+    assert f"`{tmp_path / 'b' / 'model'}` | a stage appended" in table and average_summary(tmp_path / "a" / "model") == ""
+    longer = dataclasses.replace(TINY, stages=TINY.stages + (Stage(2, 2, 8),))
+    with pytest.raises(ValueError, match="is an average"):  # no curriculum ends in it
+        train(longer, tmp_path / "c", progress=False, from_model=folder)
+
+
+def test_only_models_of_one_config_average(tmp_path):
+    from rmt_lib.train import average_models
+
+    other = dataclasses.replace(TINY, model=TINY.model.replace(num_memory_tokens=2))
+    train(TINY, tmp_path / "a", progress=False)
+    train(other, tmp_path / "b", progress=False)
+    with pytest.raises(ValueError, match="num_memory_tokens"):
+        average_models([tmp_path / "a" / "model", tmp_path / "b" / "model"], tmp_path / "avg")
+    with pytest.raises(ValueError, match="two or more"):
+        average_models([tmp_path / "a" / "model"], tmp_path / "avg")
+    average_models([tmp_path / "a" / "model"] * 2, tmp_path / "twice")
+    with pytest.raises(ValueError, match="itself an average"):
+        average_models([tmp_path / "twice", tmp_path / "a" / "model"], tmp_path / "avg")
+    assert not (tmp_path / "avg").exists()

@@ -88,8 +88,8 @@ def load_model_folder(directory: str | Path | None = None, device: str | torch.d
     directory = Path(directory) if directory is not None else paths.SHIPPED_MODEL_DIR
     if not directory.is_dir():
         what = "no shipped model" if directory == paths.SHIPPED_MODEL_DIR else "no model folder"
-        raise FileNotFoundError(f"{what} at {directory}: train it with `python -m rmt_lib train --config default` "
-                                "or pass --checkpoint DIR (a folder written by save_pretrained)")
+        raise FileNotFoundError(f"{what} at {directory}: make it with the README's training commands (`make "
+                                "reproduce` runs them) or pass --checkpoint DIR (a folder written by save_pretrained)")
     model = from_pretrained(directory, device=device)
     own = directory / TOKENIZER
     tokenizer = load_tokenizer(own if own.is_file() else None)

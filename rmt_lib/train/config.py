@@ -116,7 +116,7 @@ class TrainConfig:
     # segments against the shipped model's 58%, and 83% against 73% of 100 validation samples; the same
     # samples, paired: 39 answered by the average alone, 18 by the shipped model alone (256 and 1,024
     # segments: within a point or two).
-    # The whole curriculum: 37.6 minutes on two cores, compiled (data/model/metrics.jsonl).
+    # The whole curriculum: 37.6 minutes on two cores, compiled (data/model/metrics.jsonl, before the average).
     stages: tuple[Stage, ...] = (Stage(1, 1500), Stage(2, 1200, lr=1e-3), Stage(4, 1000, lr=1e-3),
                                  Stage(8, 300, lr=1e-3), Stage(16, 300, 32, lr=3e-4), Stage(32, 300, 32, lr=3e-4),
                                  Stage(64, 300, 16, lr=1e-4), Stage(96, 300, 16, lr=5e-5),
@@ -210,9 +210,16 @@ class TrainConfig:
 
 
 PRESETS: dict[str, TrainConfig] = {
-    # The shipped model (data/model): `python -m rmt_lib train --config default`.
-    # Compiled: 37.6 minutes on 2 cores for the whole curriculum (data/model/metrics.jsonl).
+    # The default curriculum, the first of the three models the shipped one averages (README): `python -m
+    # rmt_lib train --config default`. Compiled: 37.6 minutes on 2 cores (its log: data/model/metrics.jsonl).
     "default": TrainConfig(compile=True),
+    # The two branches of the shipped model: stages appended to the default curriculum, each trained from its
+    # model folder (`--from-model runs/default/model`); the shipped model is the average of the three models
+    # (`python -m rmt_lib average`, rmt_lib.train.average; the stages comment says what each did).
+    "noise-branch": TrainConfig(compile=True, stages=TrainConfig().stages + (
+        Stage(256, 200, 16, lr=3e-5, memory_noise=0.03),)),
+    "lead-in-branch": TrainConfig(compile=True, stages=TrainConfig().stages + (
+        Stage(256, 120, 16, lr=3e-5, lead_in=768, eval_every=40),)),
     # Minutes on 2 cores: the book's training chapter under CI.
     "ci": TrainConfig(stages=(Stage(1, 150), Stage(2, 60)), eval_every=30, eval_samples=128, checkpoint_every=30),
     # The no-memory baseline: the shipped model's backbone and answer head reading only the last segment.

@@ -38,6 +38,7 @@ from rmt_lib.train.step import make_batch, make_optimizer, train_step
 
 CHECKPOINT = "checkpoint.safetensors"  # one file: tensors + JSON metadata, replaced atomically
 METRICS = "metrics.jsonl"
+AVERAGE = "average"  # the kind of the metrics record that names an averaged model's ingredients (train.average)
 
 
 @dataclass
@@ -296,6 +297,9 @@ class Trainer:
                              "continues a curriculum with the same model")
         log = folder / METRICS
         records = _metrics(log)
+        if is_average(records):
+            raise ValueError(f"{folder} is an average of model folders (its {METRICS} names them), not the end of "
+                             "one curriculum; continue one of the folders it was made of")
         done = [r for r in records if r.get("kind") == "stage"]
         trained = [r["n_segments"] for r in done]
         planned = [s.n_segments for s in self.cfg.stages]
@@ -342,6 +346,11 @@ def _read_checkpoint(path: Path, tensors: bool = True) -> tuple[dict[str, str], 
     except (SafetensorError, KeyError, TypeError, ValueError) as err:  # JSONDecodeError is a ValueError
         raise ValueError(f"{path} is not a readable training checkpoint ({type(err).__name__}: {err}); delete it "
                          "to train from scratch, or restore it") from None
+
+
+def is_average(records: list[dict[str, Any]]) -> bool:
+    """Whether a model folder's metrics records are those of an average of folders (rmt_lib.train.average)."""
+    return any(r.get("kind") == AVERAGE for r in records)
 
 
 def _metrics(path: Path) -> list[dict[str, Any]]:
