@@ -101,5 +101,5 @@ def test_figures_cli_without_shipped_model_says_what_to_do(tmp_path, monkeypatch
     monkeypatch.setattr(paths, "SHIPPED_MODEL_DIR", tmp_path / "missing")
     assert main(["figures", "--output", str(tmp_path / "figs")]) == 2
     err = capsys.readouterr().err
-    assert str(tmp_path / "missing") in err and "python -m rmt_lib train" in err  # where it looked, what to run
+    assert str(tmp_path / "missing") in err and "make reproduce" in err  # where it looked, what to run
     assert not (tmp_path / "figs").exists()
