@@ -347,7 +347,7 @@ def _run_figures(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- import-rmt (owned by the model module) -----------------------------------------------------------------
+# --- average (owned by the train module) -------------------------------------------------------------------
 
 @_command("average", help="Average the weights of model folders trained from one start into one model folder.")
 def _add_average(p: argparse.ArgumentParser) -> None:
@@ -379,6 +379,8 @@ def _model_output(output: str):
     check_output_path(out / "_")  # a parent that is a file, before the work
     return out
 
+
+# --- import-rmt (owned by the model module) -----------------------------------------------------------------
 
 @_command("import-rmt", help="Turn a checkpoint of the paper's RMT code (MemoryCell + RecurrentWrapper over GPT-2) "
                              "into a model folder that evaluate, probe, figures and the book read.")

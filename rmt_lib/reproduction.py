@@ -90,17 +90,22 @@ def select_steps(only: list[str] | None = None, skip: list[str] | None = None) -
     return tuple(s for s in STEPS if (not only or s.name in only) and s.name not in (skip or []))
 
 
+def _option(words: list[str], name: str) -> str | None:
+    """The value after option `name` in a command's words, None when it has none."""
+    return words[words.index(name) + 1] if name in words[:-1] else None
+
+
 def check_steps(steps: tuple[Step, ...], cwd: Path = paths.REPO_ROOT) -> None:
-    """ValueError, before any step runs, for what would stop one hours in: a training run already in the
-    training step's folder (it refuses to overwrite one), the bAbI test file absent, `make` not installed."""
+    """ValueError, before any step runs, for what would stop one hours in: a training run already in a
+    training step's folder (each refuses to overwrite one), the bAbI test file absent, `make` not installed."""
     names = {s.name for s in steps}
     for step in steps:  # every training step refuses to overwrite a run
         words = shlex.split(step.command)
-        if words[1:4] == ["-m", "rmt_lib", "train"] and (cwd / (run := words[words.index("--output") + 1]) / CHECKPOINT).is_file():
-            config = words[words.index("--config") + 1]
+        run = _option(words, "--output")
+        if words[1:4] == ["-m", "rmt_lib", "train"] and run and (cwd / run / CHECKPOINT).is_file():
             raise ValueError(f"{run} already holds a training run, which the {step.name} step refuses to overwrite: "
-                             f"move it away, or finish it (`python -m rmt_lib train --config {config} --output {run} "
-                             f"--resume`) and --skip {step.name}")
+                             f"move it away, or finish it (`python -m rmt_lib train --config {_option(words, '--config')} "
+                             f"--output {run} --resume`) and --skip {step.name}")
     if names & {"evaluation_babi", "evaluation_babi_long"} and not (cwd / BABI_QA1_TEST).is_file():
         raise ValueError(f"{BABI_QA1_TEST} is not there (the bAbI QA1 test stories, beside the repository): put it "
                          "there, or --skip evaluation_babi evaluation_babi_long")

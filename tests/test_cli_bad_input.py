@@ -150,21 +150,26 @@ def test_damaged_model_folders_are_refused(tmp_path, checkpoint, command, case):
     assert files_under(tmp_path) == before
 
 
-AVERAGE_CASES = {  # what `average` is given -> what its error names
-    "one folder": (lambda ckpt, tmp: [ckpt], ["two or more"]),
-    "a missing folder": (lambda ckpt, tmp: [ckpt, tmp / "nowhere"], ["nowhere"]),
-    "a folder train did not write": (lambda ckpt, tmp: [ckpt, ckpt], ["metrics.jsonl", "not a model folder"]),
+AVERAGE_CASES = {  # what `average` is given (model folders, --output) -> what its error names
+    "one folder": (lambda ckpt, tmp: ([ckpt], tmp / "avg"), ["two or more"]),
+    "a folder twice": (lambda ckpt, tmp: ([ckpt, ckpt], tmp / "avg"), ["given twice"]),
+    "a missing folder": (lambda ckpt, tmp: ([ckpt, tmp / "nowhere"], tmp / "avg"), ["nowhere", "not a folder"]),
+    "folders train did not write": (lambda ckpt, tmp: ([ckpt, shutil.copytree(ckpt, tmp / "copy2")], tmp / "avg"),
+                                    ["metrics.jsonl", "not a model folder"]),
+    "the output among them": (lambda ckpt, tmp: ([ckpt, tmp / "nowhere"], ckpt), ["is one of the folders"]),
+    "an output that is a file": (lambda ckpt, tmp: ([ckpt, tmp / "nowhere"], tmp / "copy" / "config.json"),
+                                 ["must name a folder"]),
 }
 
 
 @pytest.mark.parametrize("case", sorted(AVERAGE_CASES))
 def test_average_refuses_folders_it_cannot_average(tmp_path, checkpoint, case):
-    folders, words = AVERAGE_CASES[case]
+    shutil.copytree(checkpoint, tmp_path / "copy")
+    make, words = AVERAGE_CASES[case]
+    folders, output = make(tmp_path / "copy", tmp_path)
     before = files_under(tmp_path)
-    assert_refused(run_cli("average", *folders(checkpoint, tmp_path), "--output", tmp_path / "avg"), *words)
+    assert_refused(run_cli("average", *folders, "--output", output), *words)
     assert files_under(tmp_path) == before
-    (tmp_path / "file").write_text("x")
-    assert_refused(run_cli("average", checkpoint, checkpoint, "--output", tmp_path / "file"), "folder")
 
 
 # --- background text -------------------------------------------------------------------------------------

@@ -148,19 +148,27 @@ def test_a_streamed_stage_resumed_in_the_middle_of_an_input_ends_with_the_same_w
 
 
 def test_a_lead_in_stage_starts_each_step_from_the_memory_its_prose_leaves(tmp_path, monkeypatch):
-    cfg = dataclasses.replace(TINY, stages=(Stage(2, 6, 8, lead_in=3),))
-    starts = []
-    real = Trainer._lead_in
+    import rmt_lib.train.loop as loop
 
-    def spy(self, stage):
-        memory = real(self, stage)
-        starts.append(None if memory is None else memory.clone())
+    cfg = dataclasses.replace(TINY, stages=(Stage(2, 6, 8, lead_in=3),))
+    starts, used = [], []
+    real_lead_in, real_step = Trainer._lead_in, loop.train_step
+
+    def lead_in(self, stage):
+        memory = real_lead_in(self, stage)
+        starts.append(memory)
         return memory
-    monkeypatch.setattr(Trainer, "_lead_in", spy)
+
+    def step(*args, memory=None, **kwargs):
+        used.append(memory)
+        return real_step(*args, memory=memory, **kwargs)
+    monkeypatch.setattr(Trainer, "_lead_in", lead_in)
+    monkeypatch.setattr(loop, "train_step", step)
     trainer = Trainer(cfg, tmp_path / "run", progress=False)
-    initial = trainer.model.cell.initial_memory.detach()
+    initial = trainer.model.cell.initial_memory.detach().clone()
     trainer.run()
     assert len(starts) == 6 and any(m is None for m in starts) and any(m is not None for m in starts)  # 0 to 3 segments
+    assert all(u is s for u, s in zip(used, starts)) and len(used) == 6  # each step starts where its lead-in ended
     for memory in filter(lambda m: m is not None, starts):
         assert memory.shape == (8, *initial.shape) and not torch.allclose(memory[0], initial)
 
@@ -293,35 +301,45 @@ def test_a_ddp_run_into_a_locked_folder_ends_on_every_rank(tmp_path):
 def test_an_average_of_models_is_the_mean_of_their_weights_and_names_them(tmp_path):
     from rmt_lib.train import average_models
 
+    longer = dataclasses.replace(TINY, stages=TINY.stages + (Stage(2, 2, 8),))
     train(TINY, tmp_path / "a", progress=False)
-    train(dataclasses.replace(TINY, seed=1), tmp_path / "b", progress=False)
+    train(longer, tmp_path / "b", progress=False, from_model=tmp_path / "a" / "model")  # a branch of a
     folder = average_models([tmp_path / "a" / "model", tmp_path / "b" / "model"], tmp_path / "avg")
     a, b, avg = (load_file(tmp_path / p / "model.safetensors") for p in ("a/model", "b/model", "avg"))
     assert set(avg) == set(a) and all(torch.allclose(avg[k], (a[k] + b[k]) / 2, atol=1e-7) for k in a)
     assert not torch.equal(a["cell.initial_memory"], b["cell.initial_memory"])  # two models, not one twice
     records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     assert records[:-1] == [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
-    assert [m["folder"] for m in records[-1]["models"]] == [str(tmp_path / "a" / "model"), str(tmp_path / "b" / "model")]
-    assert records[-1]["models"][1]["last_stage"]["n_segments"] == TINY.stages[-1].n_segments
+    average = records[-1]
+    assert [m["folder"] for m in average["models"]] == [str(tmp_path / "a" / "model"), str(tmp_path / "b" / "model")]
+    assert average["shared_stages"] == len(TINY.stages) and average["models"][1]["last_stage"]["stage"] == len(TINY.stages)
     assert from_pretrained(folder).config == TINY.model and read_training_log(folder / "metrics.jsonl").stages
     table = average_summary(folder)
-    assert f"`{tmp_path / 'b' / 'model'}` | a stage appended" in table and average_summary(tmp_path / "a" / "model") == ""
-    longer = dataclasses.replace(TINY, stages=TINY.stages + (Stage(2, 2, 8),))
+    assert f"`{tmp_path / 'a' / 'model'}` | the shared curriculum ({len(TINY.stages)} stages)" in table
+    assert f"`{tmp_path / 'b' / 'model'}` | 1 stage appended to it" in table
+    assert average_summary(tmp_path / "a" / "model") == ""
+    with pytest.raises(ValueError, match="itself an average"):
+        average_models([folder, tmp_path / "b" / "model"], tmp_path / "again")
     with pytest.raises(ValueError, match="is an average"):  # no curriculum ends in it
-        train(longer, tmp_path / "c", progress=False, from_model=folder)
+        train(dataclasses.replace(longer, stages=longer.stages + (Stage(2, 2, 8),)), tmp_path / "c", progress=False,
+              from_model=folder)
 
 
-def test_only_models_of_one_config_average(tmp_path):
+def test_only_models_trained_from_one_start_average(tmp_path):
     from rmt_lib.train import average_models
 
-    other = dataclasses.replace(TINY, model=TINY.model.replace(num_memory_tokens=2))
     train(TINY, tmp_path / "a", progress=False)
-    train(other, tmp_path / "b", progress=False)
+    train(dataclasses.replace(TINY, seed=1), tmp_path / "b", progress=False)
+    train(dataclasses.replace(TINY, model=TINY.model.replace(num_memory_tokens=2)), tmp_path / "c", progress=False)
+    a, b, c = (tmp_path / run / "model" for run in "abc")
+    with pytest.raises(ValueError, match="share no first stage"):  # two curricula from scratch
+        average_models([a, b], tmp_path / "avg")
     with pytest.raises(ValueError, match="num_memory_tokens"):
-        average_models([tmp_path / "a" / "model", tmp_path / "b" / "model"], tmp_path / "avg")
+        average_models([a, c], tmp_path / "avg")
     with pytest.raises(ValueError, match="two or more"):
-        average_models([tmp_path / "a" / "model"], tmp_path / "avg")
-    average_models([tmp_path / "a" / "model"] * 2, tmp_path / "twice")
-    with pytest.raises(ValueError, match="itself an average"):
-        average_models([tmp_path / "twice", tmp_path / "a" / "model"], tmp_path / "avg")
+        average_models([a], tmp_path / "avg")
+    with pytest.raises(ValueError, match="given twice"):
+        average_models([a, a], tmp_path / "avg")
+    with pytest.raises(ValueError, match="is one of the folders"):
+        average_models([a, b], a)
     assert not (tmp_path / "avg").exists()

@@ -170,7 +170,8 @@ def distractor_tokens(n_samples: int, n_tokens: int, split: str = "train", backg
                       seed: int = 0, tokenizer: Tokenizer | None = None) -> np.ndarray:
     """(n_samples, n_tokens) int64 token ids of background prose alone, each row from a random sentence start:
     distractor text with no fact in it (a training stage's lead-in, `rmt_lib.train.Stage.lead_in`)."""
-    if not (isinstance(n_samples, int) and isinstance(n_tokens, int)) or n_samples < 1 or n_tokens < 0:
+    if not all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in (n_samples, n_tokens)) \
+            or n_samples < 1 or n_tokens < 0:
         raise ValueError(f"distractor_tokens takes n_samples >= 1 and n_tokens >= 0, got {n_samples!r}, {n_tokens!r}")
     tokenizer = tokenizer if tokenizer is not None else default_tokenizer()
     ring = tokenized_background(load_background(background, split), tokenizer)

@@ -73,10 +73,10 @@ class RMTConfig:
     # instead of drifting through distractor text. 0 turns it off. Measured at a fixed budget (the default
     # curriculum's first three stages, 24 minutes, trained to 4 segments; 200 test samples a length):
     # 0.05 gave 97.5 / 53.5 / 25.5% at 4 / 16 / 64 segments, none 98.5 / 62.0 / 28.5%. Late instead, in a
-    # stage at 256 segments appended to the shipped model (200 steps, lr 3e-5, noise 0.03; 100 validation
-    # samples a length): 99 / 92 / 84 / 73% at 32 / 256 / 1,024 / 2,048 segments and drift 0.86, against the
-    # shipped model's 99 / 94 / 82 / 73% and 0.86, within the samples' noise. The shipped model trains
-    # without it.
+    # stage at 256 segments appended to the default curriculum's model (200 steps, lr 3e-5, noise 0.03; 100
+    # validation samples a length): 99 / 92 / 84 / 73% at 32 / 256 / 1,024 / 2,048 segments and drift 0.86,
+    # against that model's 99 / 94 / 82 / 73% and 0.86, within the samples' noise. The default curriculum
+    # trains without it; that stage is one of the three models the shipped one averages (noise-branch).
     memory_noise: float = 0.0
     # Training only: this weight times the mean squared change of the memory state over a quiet segment
     # (one after which no actor moves, nor after the next: the auxiliary labels say so), relative to the

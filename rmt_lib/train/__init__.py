@@ -8,5 +8,5 @@ from rmt_lib.train.config import PRESETS, SHIPPED_MODEL, Stage, TrainConfig, lr_
 from rmt_lib.train.loop import CHECKPOINT, METRICS, Trainer, train
 from rmt_lib.train.step import make_batch, make_optimizer, train_step
 
-__all__ = ["CHECKPOINT", "METRICS", "PRESETS", "SHIPPED_MODEL", "Stage", "TrainConfig", "Trainer", "average_models", "lr_at",
-           "make_batch", "make_optimizer", "train", "train_step"]
+__all__ = ["CHECKPOINT", "METRICS", "PRESETS", "SHIPPED_MODEL", "Stage", "TrainConfig", "Trainer", "average_models",
+           "lr_at", "make_batch", "make_optimizer", "train", "train_step"]

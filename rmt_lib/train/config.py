@@ -45,14 +45,16 @@ class Stage:
     # trains writing, keeping and reading facts from memory states that have drifted through long distractor
     # stretches, as at test lengths past the curriculum (the log's tokens_per_s counts the inputs' tokens, not
     # the lead-in's). None: every input starts from the initial memory.
-    # Measured, appended to the shipped model (`--from-model data/model`; 100 validation samples a length at
-    # 32 / 256 / 1,024 / 2,048 segments, drift over 63 two-fact samples of 256): a stage at 256 (120 steps,
-    # lr 3e-5, lead-ins of up to 768 segments; 20 minutes) gave 99 / 92 / 75 / 67% and drift 0.94, against
-    # the shipped model's 99 / 94 / 82 / 73% and 0.86: the default curriculum has no lead-in.
+    # Measured, appended to the default curriculum's model (`--from-model runs/default/model`; 100 validation
+    # samples a length at 32 / 256 / 1,024 / 2,048 segments, drift over 63 two-fact samples of 256): a stage at
+    # 256 (120 steps, lr 3e-5, lead-ins of up to 768 segments; 16.3 minutes on a slower CPU) gave 99 / 92 / 75
+    # / 67% and drift 0.94, against that model's 99 / 94 / 82 / 73% and 0.86. Alone it is no better; it is one
+    # of the three models the shipped one averages (preset lead-in-branch).
     lead_in: int | None = None
 
     def __post_init__(self) -> None:
-        if self.lead_in is not None and (not isinstance(self.lead_in, int) or self.lead_in < 1):
+        if self.lead_in is not None and (not isinstance(self.lead_in, int) or isinstance(self.lead_in, bool)
+                                         or self.lead_in < 1):
             raise ValueError(f"Stage.lead_in must be None or an int >= 1 (segments), got {self.lead_in!r}")
         if self.lead_in is not None and self.chunk is not None:
             raise ValueError("a streamed stage (chunk) carries its own memory across steps; leave lead_in None")

@@ -17,7 +17,7 @@ from rmt_lib.budgets import check_budget
 from rmt_lib.display.tables import markdown_table
 from rmt_lib.paths import Missing, relative
 from rmt_lib.train.config import TrainConfig
-from rmt_lib.train.loop import AVERAGE, checkpoint_config
+from rmt_lib.train.loop import AVERAGE, checkpoint_config, read_metrics
 
 
 # The full budget's run is the README's `train --config default --output runs/default`: one folder for both, so
@@ -200,19 +200,26 @@ def committed_training_log(model_dir: str | Path | None = None) -> TrainingLog |
     return read_training_log(path)
 
 
-def average_summary(model_dir: str | Path | None = None) -> str:
+def average_summary(model_dir: str | Path | None = None) -> str | Missing:
     """Markdown: what the model folder (default: the shipped model) averages, from its metrics.jsonl's
-    `average` record (rmt_lib.train.average): each model, its last stage, and the minutes that stage took
-    after the first model's curriculum; "" for a folder that is not an average."""
+    `average` record (rmt_lib.train.average): each model, the stages it trained after those all share, and
+    their minutes; "" for a folder that is not an average, a note when it has no log."""
     path = (Path(model_dir) if model_dir is not None else paths.SHIPPED_MODEL_DIR) / "metrics.jsonl"
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    average = next((r for r in reversed(records) if r.get("kind") == AVERAGE), None)
+    if not path.is_file():
+        return Missing("the model's training log", relative(path), "python scripts/reproduce.py --only train "
+                       "noise_branch lead_in_branch average --output runs/reproduction.json")
+    average = next((r for r in reversed(read_metrics(path)) if r.get("kind") == AVERAGE), None)
     if average is None:
         return ""
-    models = average["models"]
-    start = models[0]["last_stage"]["elapsed"]
-    rows = [[f"`{m['folder']}`", "its curriculum" if i == 0 else "a stage appended to the first",
-             m["last_stage"]["n_segments"], m["last_stage"]["steps"], f"{m['last_stage']['best_val_accuracy']:.3f}",
-             f"{(m['last_stage']['elapsed'] - (0 if i == 0 else start)) / 60:.1f}"] for i, m in enumerate(models)]
-    return markdown_table(["model", "trained by", "last stage (segments)", "its steps", "best validation",
-                           "minutes"], rows)
+    shared, start = average["shared_stages"], average["shared_elapsed"]
+    rows = []
+    for m in average["models"]:
+        last = m["last_stage"]
+        appended = last["stage"] + 1 - shared
+        what = (f"the shared curriculum ({shared} stages)" if appended == 0 else
+                f"{appended} stage{'s' if appended > 1 else ''} appended to it")
+        seconds = last["elapsed"] - (0 if appended == 0 else start)
+        rows.append([f"`{m['folder']}`", what, last["n_segments"], last["steps"], f"{last['best_val_accuracy']:.3f}",
+                     f"{seconds / 60:.1f}"])
+    return markdown_table(["model", "trained", "last stage (segments)", "its steps", "best validation", "minutes"],
+                          rows)

@@ -296,7 +296,7 @@ class Trainer:
             raise ValueError(f"the model in {folder} differs from the config's model in {changed}; --from-model "
                              "continues a curriculum with the same model")
         log = folder / METRICS
-        records = _metrics(log)
+        records = read_metrics(log)
         if is_average(records):
             raise ValueError(f"{folder} is an average of model folders (its {METRICS} names them), not the end of "
                              "one curriculum; continue one of the folders it was made of")
@@ -353,7 +353,7 @@ def is_average(records: list[dict[str, Any]]) -> bool:
     return any(r.get("kind") == AVERAGE for r in records)
 
 
-def _metrics(path: Path) -> list[dict[str, Any]]:
+def read_metrics(path: Path) -> list[dict[str, Any]]:
     """The records of a run's metrics.jsonl; ValueError naming the file and line when one is not JSON."""
     if not path.is_file():
         raise ValueError(f"{path.parent} has no {METRICS}: it is not a model folder written by `train`")

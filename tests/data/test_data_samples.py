@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from rmt_lib.data import (
     LOCATIONS,
     Sample,
+    distractor_tokens,
     encode_sample,
     find_facts,
     generate_samples,
     load_background,
     world_state,
-    distractor_tokens,
     write_jsonl,
 )
 from rmt_lib.data.grammar import parse_question
