@@ -170,8 +170,7 @@ def distractor_tokens(n_samples: int, n_tokens: int, split: str = "train", backg
                       seed: int = 0, tokenizer: Tokenizer | None = None) -> np.ndarray:
     """(n_samples, n_tokens) int64 token ids of background prose alone, each row from a random sentence start:
     distractor text with no fact in it (a training stage's lead-in, `rmt_lib.train.Stage.lead_in`)."""
-    if not all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in (n_samples, n_tokens)) \
-            or n_samples < 1 or n_tokens < 0:
+    if not (_is_int(n_samples) and _is_int(n_tokens)) or n_samples < 1 or n_tokens < 0:
         raise ValueError(f"distractor_tokens takes n_samples >= 1 and n_tokens >= 0, got {n_samples!r}, {n_tokens!r}")
     tokenizer = tokenizer if tokenizer is not None else default_tokenizer()
     ring = tokenized_background(load_background(background, split), tokenizer)
@@ -179,25 +178,27 @@ def distractor_tokens(n_samples: int, n_tokens: int, split: str = "train", backg
     return np.stack([ring.ring_ids(int(a), int(a) + n_tokens) for a in starts]).astype(np.int64)
 
 
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
 def _validate(task, n_samples, n_segments, tokens, segment_size, n_facts, seed, placement) -> _Layout:
-    def is_int(x):
-        return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; supported tasks: {', '.join(TASKS)}")
-    if not is_int(n_samples) or n_samples < 0:
+    if not _is_int(n_samples) or n_samples < 0:
         raise ValueError(f"n_samples must be a non-negative int, got {n_samples!r}")
-    if not is_int(segment_size) or segment_size < 1:
+    if not _is_int(segment_size) or segment_size < 1:
         raise ValueError(f"segment_size must be a positive int, got {segment_size!r}")
     if (n_segments is None) == (tokens is None):
         raise ValueError("give exactly one of n_segments (segments of segment_size tokens) or tokens (a total length)")
-    if n_segments is not None and (not is_int(n_segments) or n_segments < 1):
+    if n_segments is not None and (not _is_int(n_segments) or n_segments < 1):
         raise ValueError(f"n_segments must be a positive int, got {n_segments!r}")
-    if tokens is not None and (not is_int(tokens) or tokens < 1):
+    if tokens is not None and (not _is_int(tokens) or tokens < 1):
         raise ValueError(f"tokens must be a positive int, got {tokens!r}")
-    if n_facts is not None and (not is_int(n_facts) or n_facts < 1):
+    if n_facts is not None and (not _is_int(n_facts) or n_facts < 1):
         raise ValueError(f"n_facts must be a positive int (or None for bAbI's 2-10), got {n_facts!r}")
-    if not is_int(seed) or seed < 0:
+    if not _is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     if placement not in PLACEMENTS:
         raise ValueError(f"unknown placement {placement!r}; expected one of {', '.join(PLACEMENTS)}")

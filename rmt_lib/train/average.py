@@ -15,7 +15,7 @@ from typing import Any
 
 from rmt_lib.model import from_pretrained, save_pretrained
 from rmt_lib.model.checkpoint import TOKENIZER, WEIGHTS, load_model_tensors, model_tensors, sha256
-from rmt_lib.train.loop import AVERAGE, METRICS, is_average, read_metrics
+from rmt_lib.train.loop import AVERAGE, METRICS, finished_stages, is_average, read_metrics
 
 _SAME_STAGE = ("n_segments", "steps", "best_val_accuracy", "elapsed")  # what two logs share when they share a stage
 
@@ -43,9 +43,9 @@ def average_models(folders: Sequence[str | Path], output: str | Path) -> Path:
     # float64 sums: the same average whatever the folders' order
     load_model_tensors(models[0], {k: (sum(t[k].double() for t in tensors) / len(tensors)).to(v.dtype)
                                    for k, v in tensors[0].items()})
-    record = {"kind": AVERAGE, "shared_stages": shared, "shared_elapsed": _stages(logs[0])[shared - 1]["elapsed"],
+    record = {"kind": AVERAGE, "shared_stages": shared, "shared_elapsed": finished_stages(logs[0])[shared - 1]["elapsed"],
               "models": [
-        {"folder": str(folder), "weights_sha256": sha256(folder / WEIGHTS), "last_stage": _stages(log)[-1]}
+        {"folder": str(folder), "weights_sha256": sha256(folder / WEIGHTS), "last_stage": finished_stages(log)[-1]}
         for folder, log in zip(folders, logs)]}
     with tempfile.TemporaryDirectory() as tmp:
         metrics = Path(tmp) / METRICS
@@ -57,7 +57,7 @@ def average_models(folders: Sequence[str | Path], output: str | Path) -> Path:
 
 def shared_stages(logs: Sequence[list[dict[str, Any]]]) -> int:
     """How many first finished stages every log records alike (the curriculum the models share)."""
-    stages = [[tuple(r.get(k) for k in _SAME_STAGE) for r in _stages(log)] for log in logs]
+    stages = [[tuple(r.get(k) for k in _SAME_STAGE) for r in finished_stages(log)] for log in logs]
     n = 0
     while all(len(s) > n and s[n] == stages[0][n] for s in stages):
         n += 1
@@ -82,7 +82,7 @@ def _check_folders(folders: list[Path], output: Path) -> list[list[dict[str, Any
     for folder, log in zip(folders, logs):
         if is_average(log):
             raise ValueError(f"{folder} is itself an average; average the folders it was made of")
-        if not _stages(log):
+        if not finished_stages(log):
             raise ValueError(f"{folder / METRICS} records no finished stage; average models whose training ended")
         if not (folder / TOKENIZER).is_file():
             raise ValueError(f"{folder} has no {TOKENIZER}; average model folders that carry their tokenizer")
@@ -90,7 +90,3 @@ def _check_folders(folders: list[Path], output: Path) -> list[list[dict[str, Any
             raise ValueError(f"{folder} reads its inputs with another tokenizer than {folders[0]}; only models "
                              "of one tokenizer average into one")
     return logs
-
-
-def _stages(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in log if r.get("kind") == "stage"]

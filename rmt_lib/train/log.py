@@ -17,7 +17,7 @@ from rmt_lib.budgets import check_budget
 from rmt_lib.display.tables import markdown_table
 from rmt_lib.paths import Missing, relative
 from rmt_lib.train.config import TrainConfig
-from rmt_lib.train.loop import AVERAGE, checkpoint_config, read_metrics
+from rmt_lib.train.loop import average_record, checkpoint_config, read_metrics
 
 
 # The full budget's run is the README's `train --config default --output runs/default`: one folder for both, so
@@ -189,14 +189,18 @@ def read_training_log(path: str | Path) -> TrainingLog:
     return TrainingLog(tuple(stages), relative(path))
 
 
+# What makes the shipped model's folder: the README's training commands, as the reproduction runs them.
+SHIPPED_RECIPE = ("python scripts/reproduce.py --only train noise_branch lead_in_branch average "
+                  "--output runs/reproduction.json")
+
+
 def committed_training_log(model_dir: str | Path | None = None) -> TrainingLog | Missing:
     """The shipped model's training log (`data/model/metrics.jsonl`), or a note when it is absent."""
     folder = Path(model_dir) if model_dir is not None else paths.SHIPPED_MODEL_DIR
     path = folder / "metrics.jsonl"
     if not path.is_file():
         return Missing("the shipped model's training log", relative(path),
-                       "python scripts/reproduce.py --only train noise_branch lead_in_branch average "
-                       "--output runs/reproduction.json")
+                       SHIPPED_RECIPE)
     return read_training_log(path)
 
 
@@ -206,9 +210,8 @@ def average_summary(model_dir: str | Path | None = None) -> str | Missing:
     their minutes; "" for a folder that is not an average, a note when it has no log."""
     path = (Path(model_dir) if model_dir is not None else paths.SHIPPED_MODEL_DIR) / "metrics.jsonl"
     if not path.is_file():
-        return Missing("the model's training log", relative(path), "python scripts/reproduce.py --only train "
-                       "noise_branch lead_in_branch average --output runs/reproduction.json")
-    average = next((r for r in reversed(read_metrics(path)) if r.get("kind") == AVERAGE), None)
+        return Missing("the model's training log", relative(path), SHIPPED_RECIPE)
+    average = average_record(read_metrics(path))
     if average is None:
         return ""
     shared, start = average["shared_stages"], average["shared_elapsed"]

@@ -300,7 +300,7 @@ class Trainer:
         if is_average(records):
             raise ValueError(f"{folder} is an average of model folders (its {METRICS} names them), not the end of "
                              "one curriculum; continue one of the folders it was made of")
-        done = [r for r in records if r.get("kind") == "stage"]
+        done = finished_stages(records)
         trained = [r["n_segments"] for r in done]
         planned = [s.n_segments for s in self.cfg.stages]
         if not done or trained != planned[:len(trained)] or len(trained) >= len(planned):
@@ -348,9 +348,19 @@ def _read_checkpoint(path: Path, tensors: bool = True) -> tuple[dict[str, str], 
                          "to train from scratch, or restore it") from None
 
 
+def finished_stages(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A run's metrics records of kind "stage", one per finished stage, in order."""
+    return [r for r in records if r.get("kind") == "stage"]
+
+
+def average_record(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The record naming an averaged model's ingredients (rmt_lib.train.average); None for a training run's log."""
+    return next((r for r in reversed(records) if r.get("kind") == AVERAGE), None)
+
+
 def is_average(records: list[dict[str, Any]]) -> bool:
     """Whether a model folder's metrics records are those of an average of folders (rmt_lib.train.average)."""
-    return any(r.get("kind") == AVERAGE for r in records)
+    return average_record(records) is not None
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
