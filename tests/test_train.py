@@ -78,7 +78,8 @@ def test_a_finished_run_extended_by_a_stage_equals_the_longer_run_from_scratch(t
 
 
 def test_a_run_continued_from_its_model_folder_equals_the_longer_run_from_scratch(tmp_path):
-    longer = dataclasses.replace(TINY, stages=TINY.stages + (Stage(2, 3, 8, bptt_depth=1, memory_noise=0.1, lead_in=2),))
+    longer = dataclasses.replace(TINY, stages=TINY.stages + (Stage(2, 3, 8, bptt_depth=1, memory_noise=0.1, lead_in=2,
+                                                                   memory_change_weight=5.0),))
     train(TINY, tmp_path / "short", progress=False)
     train(longer, tmp_path / "a", progress=False, from_model=tmp_path / "short" / "model")
     train(longer, tmp_path / "b", progress=False)
@@ -89,6 +90,11 @@ def test_a_run_continued_from_its_model_folder_equals_the_longer_run_from_scratc
     strip = lambda records: [{k: v for k, v in r.items() if k not in ("elapsed", "tokens_per_s")}  # noqa: E731
                              for r in records if r["kind"] != "machine"]
     assert strip(log("a")) == strip(log("b"))  # the short run's records, then the appended stage's
+    # the appended stage penalises the quiet memory change and logs it; the stages before do neither
+    # (a batch of one segment, drawn by mix_shorter, has no change to penalise)
+    trained = [r for r in log("b") if r["kind"] == "train"]
+    assert [("memory_change" in r) for r in trained] == [r["stage"] == 2 and r["batch_segments"] > 1 for r in trained]
+    assert any("memory_change" in r for r in trained)
     # each run says where it trained: "a" in two runs (the short one, then its continuation), "b" in one
     assert [r["stage"] for r in log("a") if r["kind"] == "machine"] == [0, len(TINY.stages)]
     assert [r["stage"] for r in log("b") if r["kind"] == "machine"] == [0]
@@ -178,7 +184,10 @@ def test_a_stage_validates_its_model_overrides():
         Stage(64, 10, bptt_depth=0)
     with pytest.raises(ValueError, match="memory_noise"):
         Stage(64, 10, memory_noise=1.5)
+    with pytest.raises(ValueError, match="memory_change_weight"):
+        Stage(64, 10, memory_change_weight=-1.0)
     assert Stage(64, 10, bptt_depth=16).model_overrides == {"bptt_depth": 16}
+    assert Stage(64, 10, memory_change_weight=50.0).model_overrides == {"memory_change_weight": 50.0}
     with pytest.raises(ValueError, match="divides"):
         Stage(64, 10, chunk=24)
     with pytest.raises(ValueError, match="leave bptt_depth"):

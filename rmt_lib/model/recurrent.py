@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
-from rmt_lib.model.config import RMTConfig
+from rmt_lib.model.config import TRAINING_ONLY_FIELDS, RMTConfig
 from rmt_lib.model.memory_cell import CellOutput, MemoryCell
 
 
@@ -80,10 +80,11 @@ class RecurrentMemoryTransformer(nn.Module):
 
     @contextmanager
     def training_overrides(self, **fields: object) -> Iterator[None]:
-        """Train with some training-only config fields changed (a curriculum stage's `bptt_depth` or
-        `memory_noise`); the model's own config, the one saved with it, is back afterwards."""
-        if unknown := sorted(set(fields) - {"bptt_depth", "memory_noise"}):
-            raise ValueError(f"only bptt_depth and memory_noise may change during training, got {unknown}")
+        """Train with some training-only config fields changed (a curriculum stage's `bptt_depth`,
+        `memory_noise` or `memory_change_weight`); the model's own config, the one saved with it, is back
+        afterwards."""
+        if unknown := sorted(set(fields) - set(TRAINING_ONLY_FIELDS)):
+            raise ValueError(f"only {', '.join(TRAINING_ONLY_FIELDS)} may change during training, got {unknown}")
         own = self.config
         self.config = own.replace(**fields)
         try:

@@ -10,6 +10,7 @@ from typing import Any
 
 from rmt_lib.data import LOCATION_TOKEN_IDS
 from rmt_lib.model import RMTConfig
+from rmt_lib.model.config import TRAINING_ONLY_FIELDS
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Stage:
     # lr 1e-4, took validation at 96 from 0.86 to 0.81, then 0.73.
     bptt_depth: int | None = None
     memory_noise: float | None = None
+    memory_change_weight: float | None = None  # RMTConfig.memory_change_weight for this stage
     # A streamed stage reads its inputs `chunk` segments per optimiser step: each step continues from the
     # memory state the previous step left (detached), so no segment runs twice and every segment trains,
     # from memory states as far into the input as the stage is long. Steps without the question train on
@@ -69,11 +71,13 @@ class Stage:
             raise ValueError(f"Stage.bptt_depth must be None (the model's setting) or an int >= 1, got {self.bptt_depth!r}")
         if self.memory_noise is not None and not 0.0 <= self.memory_noise < 1.0:
             raise ValueError(f"Stage.memory_noise must be None or lie in [0, 1), got {self.memory_noise!r}")
+        if self.memory_change_weight is not None and not self.memory_change_weight >= 0:
+            raise ValueError(f"Stage.memory_change_weight must be None or >= 0, got {self.memory_change_weight!r}")
 
     @property
     def model_overrides(self) -> dict[str, Any]:
         """The RMTConfig fields this stage sets for its training steps."""
-        return {k: v for k, v in (("bptt_depth", self.bptt_depth), ("memory_noise", self.memory_noise)) if v is not None}
+        return {k: getattr(self, k) for k in TRAINING_ONLY_FIELDS if getattr(self, k) is not None}
 
 
 # The shipped model's loss. The paper's LM loss on the answer token, read at the six locations' tokens

@@ -106,7 +106,7 @@ class Trainer:
         accuracy, done = None, False
         while st.step < stage.max_steps and not done:
             t0 = time.perf_counter()
-            loss, acc, tokens, n_segments = self._train_step(stage)
+            loss, acc, tokens, n_segments, change = self._train_step(stage)
             st.step += 1
             st.tokens += tokens * self.world
             record = dict(kind="train", stage=st.stage, n_segments=stage.n_segments, batch_segments=n_segments, step=st.step,
@@ -114,6 +114,8 @@ class Trainer:
                           lr=self.optimizer.param_groups[0]["lr"],
                           tokens_per_s=round(tokens * self.world / (time.perf_counter() - t0)),
                           elapsed=round(time.perf_counter() - started, 1))
+            if change is not None:  # a stage with memory_change_weight: the quiet change it penalises
+                record["memory_change"] = float(f"{change:.4g}")
             if st.step % (stage.eval_every or cfg.eval_every) == 0 or st.step == stage.max_steps:
                 accuracy = self.validate(stage.n_segments)
                 if accuracy > st.best_accuracy:
@@ -130,9 +132,10 @@ class Trainer:
         bar.close()
         self._finish_stage(stage, started)
 
-    def _train_step(self, stage: Stage) -> tuple[float | None, float | None, int, int]:
-        """One optimiser step: (answer loss, answer accuracy, tokens, segments of the batch's inputs); the
-        loss and accuracy are None for a streamed chunk without the question."""
+    def _train_step(self, stage: Stage) -> tuple[float | None, float | None, int, int, float | None]:
+        """One optimiser step: (answer loss, answer accuracy, tokens, segments of the batch's inputs, quiet
+        memory change); the loss and accuracy are None for a streamed chunk without the question, the change
+        None unless the stage penalises it."""
         cfg, st = self.cfg, self.state
         local, n_segments = (self._chunk(stage), stage.n_segments) if stage.chunk is not None else self._batch(stage)
         for group in self.optimizer.param_groups:
@@ -143,10 +146,11 @@ class Trainer:
             out = train_step(self.model, self.optimizer, local, cfg.grad_clip, forward=self.ddp, memory=memory)
         if stage.chunk is not None:
             self._carry = None if local.labels is not None else out.memory.detach()  # (B, M, D)
+        change = None if out.memory_change is None else out.memory_change.item()
         if local.labels is None:
-            return None, None, local.input_ids.numel(), n_segments
+            return None, None, local.input_ids.numel(), n_segments, change
         acc = (out.logits.argmax(-1) == local.labels).float().mean().item()
-        return out.answer_loss.item(), acc, local.input_ids.numel(), n_segments
+        return out.answer_loss.item(), acc, local.input_ids.numel(), n_segments, change
 
     def _batch(self, stage: Stage) -> tuple[Batch, int]:
         """This step's batch and its inputs' length: the stage's, or (mix_shorter) an earlier stage's."""
