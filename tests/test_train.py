@@ -16,8 +16,10 @@ import torch
 from safetensors.torch import load_file
 
 from rmt_lib.model import from_pretrained
+from rmt_lib.model.checkpoint import model_tensors
 from rmt_lib.train import PRESETS, Stage, TrainConfig, Trainer, lr_at, train
 from rmt_lib.train.log import average_summary, read_training_log
+from rmt_lib.train.loop import read_metrics
 
 TINY = PRESETS["tiny"]
 ENV = {**os.environ, "RMT_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
@@ -153,6 +155,46 @@ def test_a_streamed_stage_resumed_in_the_middle_of_an_input_ends_with_the_same_w
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+AVERAGING = dataclasses.replace(TINY, stages=TINY.stages + (Stage(2, 4, 8, average_every=2),))
+
+
+def test_an_averaging_stage_ends_at_the_mean_of_the_weights_it_started_from_and_reached(tmp_path, monkeypatch):
+    real, weights = Trainer._train_step, []
+
+    def keep_weights(self, stage):
+        if stage.average_every and not weights:
+            weights.append(model_tensors(self.model))  # where the stage starts
+        out = real(self, stage)
+        if stage.average_every:
+            weights.append(model_tensors(self.model))
+        return out
+    monkeypatch.setattr(Trainer, "_train_step", keep_weights)
+    model = train(AVERAGING, tmp_path / "run", progress=False)
+    got = model_tensors(model)
+    for k, v in got.items():  # the start, then the weights after steps 2 and 4
+        torch.testing.assert_close(v, (weights[0][k].double() + weights[2][k] + weights[4][k]).div(3).float())
+    last = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "stage"][-1]
+    assert last["averaged"] == 3 and 0 <= last["averaged_val_accuracy"] <= 1
+
+
+def test_an_averaging_stage_resumed_in_the_middle_ends_with_the_same_weights(tmp_path, monkeypatch):
+    train(AVERAGING, tmp_path / "whole", progress=False)
+    real = Trainer.save_checkpoint
+
+    def crash_after_a_mid_stage_checkpoint(self):
+        real(self)
+        if self.state.stage == len(TINY.stages) and self.state.averaged == 2:
+            raise KeyboardInterrupt  # the checkpoint holds a mean of two weights
+    monkeypatch.setattr(Trainer, "save_checkpoint", crash_after_a_mid_stage_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        train(AVERAGING, tmp_path / "cut", progress=False)
+    monkeypatch.setattr(Trainer, "save_checkpoint", real)
+    train(AVERAGING, tmp_path / "cut", resume=True, progress=False)
+    a = load_file(tmp_path / "whole" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "cut" / "model" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_a_lead_in_stage_starts_each_step_from_the_memory_its_prose_leaves(tmp_path, monkeypatch):
     import rmt_lib.train.loop as loop
 
@@ -186,6 +228,8 @@ def test_a_stage_validates_its_model_overrides():
         Stage(64, 10, memory_noise=1.5)
     with pytest.raises(ValueError, match="memory_change_weight"):
         Stage(64, 10, memory_change_weight=-1.0)
+    with pytest.raises(ValueError, match="average_every"):
+        Stage(64, 10, average_every=0)
     assert Stage(64, 10, bptt_depth=16).model_overrides == {"bptt_depth": 16}
     assert Stage(64, 10, memory_change_weight=50.0).model_overrides == {"memory_change_weight": 50.0}
     with pytest.raises(ValueError, match="divides"):

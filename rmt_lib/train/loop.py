@@ -50,6 +50,7 @@ class RunState:
     tokens: int = 0
     elapsed: float = 0.0  # seconds of training before this process started
     log_lines: int = 0
+    averaged: int = 0  # weights in the current stage's running mean (Stage.average_every)
     history: list[dict[str, Any]] = field(default_factory=list)  # one summary per finished stage
 
 
@@ -79,6 +80,7 @@ class Trainer:
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else None)
         self.state = RunState()
         self.best: dict[str, torch.Tensor] = model_tensors(self.model)
+        self.mean: dict[str, torch.Tensor] | None = None  # the running mean of Stage.average_every
         self._new_optimizer()
         self._validation: dict[int, list[Batch]] = {}
         self._stream: tuple[tuple[int, int], Batch] | None = None  # a streamed stage's inputs: ((stage, index), batch)
@@ -104,6 +106,8 @@ class Trainer:
                    desc=f"stage {st.stage + 1}/{len(cfg.stages)}: {stage.n_segments} seg", unit="step",
                    dynamic_ncols=True, leave=True)
         accuracy, done = None, False
+        if stage.average_every and not st.averaged:  # the weights the stage starts from count first
+            self._add_to_mean()
         while st.step < stage.max_steps and not done:
             t0 = time.perf_counter()
             loss, acc, tokens, n_segments, change = self._train_step(stage)
@@ -122,6 +126,8 @@ class Trainer:
                     st.best_accuracy, self.best = accuracy, model_tensors(self.model)
                 record["val_accuracy"] = round(accuracy, 4)
                 done = accuracy >= cfg.advance_accuracy
+            if stage.average_every and st.step % stage.average_every == 0:
+                self._add_to_mean()
             self._log(record)
             bar.update(1)
             bar.set_postfix(loss=None if loss is None else f"{loss:.3f}", acc=None if acc is None else f"{acc:.2f}", val=None if accuracy is None else f"{accuracy:.3f}",
@@ -194,15 +200,32 @@ class Trainer:
         return Batch(whole.input_ids[:, tokens], mask, whole.labels if part == pieces - 1 else None,
                      whole.aux_labels[:, part * stage.chunk:(part + 1) * stage.chunk])
 
+    def _add_to_mean(self) -> None:
+        """The current weights join the stage's running mean (float64, so that the order of additions
+        leaves no rounding of its own beyond float32's)."""
+        st, weights = self.state, model_tensors(self.model)
+        if self.mean is None:
+            self.mean = {k: v.detach().to(torch.float64).clone() for k, v in weights.items()}
+        else:
+            for k, v in weights.items():
+                self.mean[k] += (v.detach().to(torch.float64) - self.mean[k]) / (st.averaged + 1)
+        st.averaged += 1
+
     def _finish_stage(self, stage: Stage, started: float) -> None:
-        """Keep the stage's best weights, record it, and start the next stage from them."""
+        """Keep the stage's best weights (or, with average_every, the mean of its weights), record it, and start
+        the next stage from them."""
         st = self.state
-        load_model_tensors(self.model, self.best)
         summary = dict(kind="stage", stage=st.stage, n_segments=stage.n_segments, steps=st.step,
-                       best_val_accuracy=round(st.best_accuracy, 4), elapsed=round(time.perf_counter() - started, 1))
+                       best_val_accuracy=round(st.best_accuracy, 4))
+        if stage.average_every:
+            load_model_tensors(self.model, {k: v.to(torch.float32) for k, v in self.mean.items()})
+            summary |= dict(averaged=st.averaged, averaged_val_accuracy=round(self.validate(stage.n_segments), 4))
+        else:
+            load_model_tensors(self.model, self.best)
+        summary["elapsed"] = round(time.perf_counter() - started, 1)
         st.history.append(summary)
         self._log(summary)
-        st.stage, st.step, st.best_accuracy = st.stage + 1, 0, -1.0
+        st.stage, st.step, st.best_accuracy, st.averaged, self.mean = st.stage + 1, 0, -1.0, 0, None
         self._stream = self._carry = None
         st.elapsed = time.perf_counter() - started
         self._new_optimizer()
@@ -250,6 +273,7 @@ class Trainer:
             return
         tensors = {f"model.{k}": v for k, v in model_tensors(self.model).items()}
         tensors |= {f"best.{k}": v for k, v in self.best.items()}
+        tensors |= {f"mean.{k}": v for k, v in (self.mean or {}).items()}
         if self._carry is not None:  # in the middle of a streamed stage's inputs
             tensors["carry"] = self._carry.detach().cpu().contiguous()
         opt = self.optimizer.state_dict()
@@ -271,6 +295,7 @@ class Trainer:
                              "--config (stages may be appended), or train into a fresh --output folder")
         load_model_tensors(self.model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         self.best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
+        self.mean = {k[5:]: v for k, v in tensors.items() if k.startswith("mean.")} or None
         self._carry = tensors["carry"].to(self.device) if "carry" in tensors else None
         self.state = RunState(**json.loads(meta["run_state"]))
         self._new_optimizer()
