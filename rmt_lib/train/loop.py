@@ -50,7 +50,6 @@ class RunState:
     tokens: int = 0
     elapsed: float = 0.0  # seconds of training before this process started
     log_lines: int = 0
-    averaged: int = 0  # weights in the current stage's running mean (Stage.average_every)
     history: list[dict[str, Any]] = field(default_factory=list)  # one summary per finished stage
 
 
@@ -106,8 +105,8 @@ class Trainer:
                    desc=f"stage {st.stage + 1}/{len(cfg.stages)}: {stage.n_segments} seg", unit="step",
                    dynamic_ncols=True, leave=True)
         accuracy, done = None, False
-        if stage.average_every and not st.averaged:  # the weights the stage starts from count first
-            self._add_to_mean()
+        if stage.average_every and self.mean is None:  # the weights the stage starts from count first
+            self._add_to_mean(stage)
         while st.step < stage.max_steps and not done:
             t0 = time.perf_counter()
             loss, acc, tokens, n_segments, change = self._train_step(stage)
@@ -127,7 +126,7 @@ class Trainer:
                 record["val_accuracy"] = round(accuracy, 4)
                 done = accuracy >= cfg.advance_accuracy
             if stage.average_every and st.step % stage.average_every == 0:
-                self._add_to_mean()
+                self._add_to_mean(stage)
             self._log(record)
             bar.update(1)
             bar.set_postfix(loss=None if loss is None else f"{loss:.3f}", acc=None if acc is None else f"{acc:.2f}", val=None if accuracy is None else f"{accuracy:.3f}",
@@ -200,16 +199,15 @@ class Trainer:
         return Batch(whole.input_ids[:, tokens], mask, whole.labels if part == pieces - 1 else None,
                      whole.aux_labels[:, part * stage.chunk:(part + 1) * stage.chunk])
 
-    def _add_to_mean(self) -> None:
+    def _add_to_mean(self, stage: Stage) -> None:
         """The current weights join the stage's running mean (float64, so that the order of additions
-        leaves no rounding of its own beyond float32's)."""
-        st, weights = self.state, model_tensors(self.model)
+        leaves no rounding of its own beyond float32's), the `_averaged`-th weights in it."""
+        weights, n = model_tensors(self.model), _averaged(stage, self.state.step)
         if self.mean is None:
             self.mean = {k: v.detach().to(torch.float64).clone() for k, v in weights.items()}
         else:
             for k, v in weights.items():
-                self.mean[k] += (v.detach().to(torch.float64) - self.mean[k]) / (st.averaged + 1)
-        st.averaged += 1
+                self.mean[k] += (v.detach().to(torch.float64) - self.mean[k]) / n
 
     def _finish_stage(self, stage: Stage, started: float) -> None:
         """Keep the stage's best weights (or, with average_every, the mean of its weights), record it, and start
@@ -219,13 +217,14 @@ class Trainer:
                        best_val_accuracy=round(st.best_accuracy, 4))
         if stage.average_every:
             load_model_tensors(self.model, {k: v.to(torch.float32) for k, v in self.mean.items()})
-            summary |= dict(averaged=st.averaged, averaged_val_accuracy=round(self.validate(stage.n_segments), 4))
+            summary |= dict(averaged=_averaged(stage, st.step),
+                            averaged_val_accuracy=round(self.validate(stage.n_segments), 4))
         else:
             load_model_tensors(self.model, self.best)
         summary["elapsed"] = round(time.perf_counter() - started, 1)
         st.history.append(summary)
         self._log(summary)
-        st.stage, st.step, st.best_accuracy, st.averaged, self.mean = st.stage + 1, 0, -1.0, 0, None
+        st.stage, st.step, st.best_accuracy, self.mean = st.stage + 1, 0, -1.0, None
         self._stream = self._carry = None
         st.elapsed = time.perf_counter() - started
         self._new_optimizer()
@@ -405,6 +404,11 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
         if not isinstance(records[-1], dict):
             raise ValueError(f"{path}, line {number}: a metrics record is a JSON object")
     return records
+
+
+def _averaged(stage: Stage, step: int) -> int:
+    """How many weights an averaging stage's mean holds after `step` steps: its start and every average_every-th."""
+    return 1 + step // stage.average_every
 
 
 def _shard(batch: Batch, rank: int, world: int) -> Batch:
