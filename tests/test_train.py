@@ -19,7 +19,7 @@ from rmt_lib.model import from_pretrained
 from rmt_lib.model.checkpoint import model_tensors
 from rmt_lib.train import PRESETS, Stage, TrainConfig, Trainer, lr_at, train
 from rmt_lib.train.log import average_summary, read_training_log
-from rmt_lib.train.loop import read_metrics
+from rmt_lib.train.run_folder import read_metrics
 
 TINY = PRESETS["tiny"]
 ENV = {**os.environ, "RMT_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}

@@ -15,7 +15,7 @@ from typing import Any
 
 from rmt_lib.model import from_pretrained, save_pretrained
 from rmt_lib.model.checkpoint import TOKENIZER, WEIGHTS, load_model_tensors, model_tensors, sha256
-from rmt_lib.train.loop import AVERAGE, METRICS, finished_stages, is_average, read_metrics
+from rmt_lib.train.run_folder import AVERAGE, METRICS, finished_stages, is_average, read_metrics
 
 _SAME_STAGE = ("n_segments", "steps", "best_val_accuracy", "elapsed")  # what two logs share when they share a stage
 

@@ -17,7 +17,7 @@ from rmt_lib.budgets import check_budget
 from rmt_lib.display.tables import markdown_table
 from rmt_lib.paths import Missing, relative
 from rmt_lib.train.config import TrainConfig
-from rmt_lib.train.loop import average_record, checkpoint_config, read_metrics
+from rmt_lib.train.run_folder import average_record, checkpoint_config, read_metrics
 
 
 # The full budget's run is the README's `train --config default --output runs/default`: one folder for both, so

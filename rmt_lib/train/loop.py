@@ -13,11 +13,8 @@ every rank generates the same global batch and trains on its own slice of it.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from rmt_lib.data import Batch, distractor_tokens, load_tokenizer
@@ -34,11 +31,10 @@ from rmt_lib.model import RecurrentMemoryTransformer, from_pretrained, save_pret
 from rmt_lib.model.checkpoint import load_model_tensors, model_tensors
 from rmt_lib.runtime import describe_machine, resolve_device, seed_everything
 from rmt_lib.train.config import Stage, TrainConfig, lr_at
+from rmt_lib.train.run_folder import (CHECKPOINT, METRICS, finished_stages, is_average, read_checkpoint, read_metrics,
+                                     run_lock)
 from rmt_lib.train.step import make_batch, make_optimizer, train_step
 
-CHECKPOINT = "checkpoint.safetensors"  # one file: tensors + JSON metadata, replaced atomically
-METRICS = "metrics.jsonl"
-AVERAGE = "average"  # the kind of the metrics record that names an averaged model's ingredients (train.average)
 
 
 @dataclass
@@ -288,7 +284,7 @@ class Trainer:
         path = self.output / CHECKPOINT
         if not path.is_file():
             return False
-        meta, tensors, saved = _read_checkpoint(path)
+        meta, tensors, saved = read_checkpoint(path)
         if not self.cfg.continues(saved):
             raise ValueError(f"{path} was written by a run with another configuration; resume with the same "
                              "--config (stages may be appended), or train into a fresh --output folder")
@@ -351,61 +347,6 @@ class Trainer:
         write_text_atomic(log, "".join(log.read_text().splitlines(keepends=True)[: self.state.log_lines]))
 
 
-def checkpoint_config(output: str | Path) -> TrainConfig | None:
-    """The configuration of the run whose checkpoint lies in the run folder `output` (its metadata only, no
-    tensors read); None when there is none. ValueError naming the file when it is not a checkpoint."""
-    path = Path(output) / CHECKPOINT
-    return _read_checkpoint(path, tensors=False)[2] if path.is_file() else None
-
-
-def _read_checkpoint(path: Path, tensors: bool = True) -> tuple[dict[str, str], dict[str, torch.Tensor], TrainConfig]:
-    """(metadata, tensors, config) of a training checkpoint (tensors {} when not asked for); ValueError naming
-    it when it is truncated, a pickle, or written by something else. Only safetensors is read: nothing here
-    can run code."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(path, "pt") as f:
-            meta = f.metadata()
-        saved = TrainConfig.from_dict(json.loads(meta["train_config"]))
-        for key in ("run_state", "param_groups"):
-            json.loads(meta[key])
-        return meta, load_file(path) if tensors else {}, saved
-    except (SafetensorError, KeyError, TypeError, ValueError) as err:  # JSONDecodeError is a ValueError
-        raise ValueError(f"{path} is not a readable training checkpoint ({type(err).__name__}: {err}); delete it "
-                         "to train from scratch, or restore it") from None
-
-
-def finished_stages(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A run's metrics records of kind "stage", one per finished stage, in order."""
-    return [r for r in records if r.get("kind") == "stage"]
-
-
-def average_record(records: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The record naming an averaged model's ingredients (rmt_lib.train.average); None for a training run's log."""
-    return next((r for r in reversed(records) if r.get("kind") == AVERAGE), None)
-
-
-def is_average(records: list[dict[str, Any]]) -> bool:
-    """Whether a model folder's metrics records are those of an average of folders (rmt_lib.train.average)."""
-    return average_record(records) is not None
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The records of a run's metrics.jsonl; ValueError naming the file and line when one is not JSON."""
-    if not path.is_file():
-        raise ValueError(f"{path.parent} has no {METRICS}: it is not a model folder written by `train`")
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}, line {number}: not JSON ({err})") from None
-        if not isinstance(records[-1], dict):
-            raise ValueError(f"{path}, line {number}: a metrics record is a JSON object")
-    return records
-
-
 def _averaged(stage: Stage, step: int) -> int:
     """How many weights an averaging stage's mean holds after `step` steps: its start and every average_every-th."""
     return 1 + step // stage.average_every
@@ -434,7 +375,7 @@ def train(cfg: TrainConfig, output: str | Path, *, resume: bool = False, device:
         raise ValueError(f"--output {output} is a file; a run needs a folder (metrics.jsonl, checkpoint, model/)")
     check_output_path(output / METRICS)  # a parent that is a file: refused before the work
     trainer = Trainer(cfg, output, device=device, progress=progress)
-    with _run_lock(output, trainer.rank, trainer.world):
+    with run_lock(output, trainer.rank, trainer.world):
         if not resume and (output / CHECKPOINT).exists():
             raise ValueError(f"{output} already holds a run; pass --resume to continue it or choose another --output")
         if resume:
@@ -449,37 +390,3 @@ def train(cfg: TrainConfig, output: str | Path, *, resume: bool = False, device:
             save_pretrained(model, model_dir or output / "model", tokenizer_path=Path(trainer.tokenizer.source),
                             extra_files={METRICS: output / METRICS})
     return model
-
-
-LOCK = ".train.lock"
-
-
-@contextmanager
-def _run_lock(output: Path, rank: int, world: int = 1) -> Iterator[None]:
-    """Hold an OS lock on the run folder, so that a second run into it fails at once instead of mixing its
-    log and weights with this one's. The kernel drops the lock when the process dies, even by SIGKILL;
-    the empty lock file stays. Under DDP rank 0 locks (only it writes) and tells the other ranks, so that a
-    refused run ends on every rank instead of leaving them waiting in their first collective."""
-    held = None
-    refused = False
-    if rank == 0:
-        output.mkdir(parents=True, exist_ok=True)
-        held = open(output / LOCK, "a+")
-        try:
-            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            refused = True
-    if world > 1:
-        verdict = [refused]
-        dist.broadcast_object_list(verdict, src=0)
-        refused = verdict[0]
-    try:
-        if refused:
-            raise ValueError(f"another train run is using {output}; wait for it to finish, or choose another "
-                             "--output")
-        yield
-    finally:
-        if held is not None:
-            if not refused:
-                fcntl.flock(held, fcntl.LOCK_UN)
-            held.close()
