@@ -161,3 +161,17 @@ def bootstrap_mean(values: Sequence[float] | np.ndarray, **kwargs) -> Interval:
     """`bootstrap_interval` of the mean of one value per unit."""
     v = np.asarray(values, dtype=np.float64).ravel()
     return bootstrap_interval(len(v), lambda idx: v[idx].mean(), **kwargs)
+
+
+def uniformity_p_value(counts: Sequence[int] | np.ndarray, *, n_draws: int = 10_000,
+                       seed: int = DEFAULT_BOOTSTRAP_SEED) -> float:
+    """Monte Carlo p-value of a chi-square test that `counts` (one per cell) come from a uniform spread of
+    their total over the cells: the share of `n_draws` uniform multinomial draws whose chi-square statistic
+    is at least the observed one (counting the observed, so never 0)."""
+    c = np.asarray(counts, dtype=np.int64).ravel()
+    if len(c) < 2 or c.min() < 0 or c.sum() == 0:
+        raise ValueError(f"need at least two non-negative counts with a positive total, got {c.tolist()}")
+    expected = c.sum() / len(c)
+    draws = np.random.default_rng(seed).multinomial(int(c.sum()), np.full(len(c), 1 / len(c)), size=n_draws)
+    statistic = lambda x: ((x - expected) ** 2 / expected).sum(axis=-1)  # noqa: E731
+    return float((1 + (statistic(draws) >= statistic(c)).sum()) / (n_draws + 1))

@@ -223,6 +223,23 @@ def test_overwriting_and_retention_on_hand_built_states():
     assert all(r["confidence"].min() > 0.5 for r in retention["samples"])
 
 
+def test_retention_findings_say_what_was_found_and_never_leave_holes():
+    text, finding = probes.retention_findings({"n_samples": 64, "n_wrong": 0}, 256)
+    assert "All 64 samples" in text and "every one of the 64" in finding
+    interval = {"estimate": 0.8, "low": 0.6, "high": 0.95}
+    summary = {"n_samples": 200, "n_wrong": 12, "wrong_kept_fact": {"estimate": 0.25},
+               "lost_at_fraction": [0.1, 0.5, 0.9], "auc_drift": interval, "auc_low_confidence": interval}
+    text, finding = probes.retention_findings(summary, 256)
+    assert "Of 12 wrong answers (of 200), 25%" in text and "0.50 of the way" in text
+    assert "0.80 [0.60, 0.95]" in text and "anecdotes" not in text
+    assert "25% still held the fact" in finding
+    few = dict(summary, n_wrong=2, lost_at_fraction=[])
+    few.pop("auc_drift"), few.pop("auc_low_confidence")
+    text, _ = probes.retention_findings(few, 256)
+    assert "ROC-AUC" not in text and "of the way" not in text and "anecdotes" in text
+    assert "undefined" not in text
+
+
 def test_the_wrong_tail_is_the_last_unbroken_run():
     assert _wrong_tail(np.array([], dtype=int), 5) is None
     assert _wrong_tail(np.array([1, 2]), 5) is None  # right again at the question

@@ -113,6 +113,16 @@ def test_change_ratio_with_explicit_distractors_ignores_question_segment():
         probes.change_ratio(np.array([0.0, 1.0]), np.array([False, True]))
 
 
+def test_uniformity_p_value_tells_an_even_spread_from_a_lopsided_one():
+    from rmt_lib.stats import uniformity_p_value
+    even = np.random.default_rng(1).multinomial(3200, np.full(32, 1 / 32))
+    assert uniformity_p_value(even) > 0.01 and uniformity_p_value(even) == uniformity_p_value(even)
+    lopsided = np.array([200] + [100] * 31)
+    assert uniformity_p_value(lopsided, n_draws=999) == pytest.approx(1 / 1000)
+    with pytest.raises(ValueError, match="two non-negative counts"):
+        uniformity_p_value([5])
+
+
 def test_bootstrap_is_seeded_and_brackets_the_mean():
     values = np.random.default_rng(1).normal(2.0, 1.0, size=300)
     a = stats.bootstrap_mean(values, seed=0)
@@ -546,6 +556,26 @@ def test_probe_generated_is_reproducible(model, tokenizer, background):
     assert all(len(e["fact_segments"]) == 2 for e in a["samples"])
 
 
+def test_probe_drift_summarises_how_the_drift_comes_about(model, tokenizer, background):
+    out = probes.probe_drift(model, tokenizer, n_samples=3, n_segments=12, min_stretch=3, background=background)
+    records = out["records"]
+    assert len(records) == 3 and all(r["stretch"] >= 3 and r["path"] >= r["drift"] - 1e-9 for r in records)
+    for key, per_sample in (("ratio", [r["drift"] / r["jump"] for r in records]),
+                            ("path_over_jump", [r["path"] / r["jump"] for r in records]),
+                            ("straightness", [r["drift"] / r["path"] for r in records])):
+        assert out[key]["estimate"] == pytest.approx(float(np.median(per_sample)))
+        assert out[key]["low"] <= out[key]["estimate"] <= out[key]["high"]
+    assert out["stretch"] == float(np.median([r["stretch"] for r in records]))
+
+
+def test_drift_shape_compares_the_steps_with_a_random_walk():
+    def shape(low, high, stretch=100):  # a random walk: straightness about 0.1
+        return probes.drift_shape({"straightness": {"low": low, "high": high}, "stretch": stretch})
+    assert "one direction" in shape(0.4, 0.6)
+    assert "cancel" in shape(0.01, 0.04)
+    assert "random directions would" in shape(0.05, 0.15) and "wanders" in shape(0.05, 0.15)
+
+
 def test_drift_compares_a_distractor_stretch_with_the_next_facts_jump():
     # 8 segments of 4 tokens; fact A in segment 1, fact B cut across segments 5 and 6.
     states = np.zeros((9, 1, 2))
@@ -559,4 +589,9 @@ def test_drift_compares_a_distractor_stretch_with_the_next_facts_jump():
     assert record["stretch"] == 3  # segments 2, 3 and 4 lie between A (ends in 1) and B (starts in 5)
     assert record["drift"] == pytest.approx(np.hypot(0, 0.3)) and record["jump"] == pytest.approx(np.hypot(2, 0.3))
     assert record["ratio"] == pytest.approx(record["drift"] / record["jump"])
+    assert record["path"] == pytest.approx(0.3)  # every step went the same way: drift is the whole path
     assert probes.drift(entry, min_stretch=4) == []
+    states[4, 0, 1] = -0.1  # a step back: the way grows to 0.1 + 0.2 + 0.4, the drift stays 0.3
+    entry["distance_matrix"] = probes.distance_matrix(states)
+    (record,) = probes.drift(entry, min_stretch=3)
+    assert record["path"] == pytest.approx(0.7) and record["drift"] == pytest.approx(0.3)

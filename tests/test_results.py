@@ -165,6 +165,10 @@ def test_accuracy_curve_reads_the_evaluate_contract():
     assert evaluate.describe_at(curve, 256) == "not measured at 256 segments"
     with pytest.raises(ValueError, match="256"):
         curve.at(256)
+    assert evaluate.against_paper(curve, "16k") == "below"  # 9/10: the Wilson interval ends below the paper's 100%
+    assert evaluate.against_paper(curve, "128k") == "not measured against"
+    low = evaluate.accuracy_curve(_evaluation({2048: (50, 100)}), label="RMT", source="test")
+    assert evaluate.against_paper(low, "1M") == "below"
 
 
 def test_accuracy_curve_refuses_a_result_without_by_length():

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from rmt_lib import paths
+from rmt_lib import paper, paths
 from rmt_lib.data import Sample
 from rmt_lib.display.tables import markdown_table
 from rmt_lib.evaluate.run import evaluate
@@ -178,6 +178,17 @@ def describe_at(curve: AccuracyCurve | Missing, n_segments: int) -> str:
         return f"not measured at {n_segments:,} segments"
     r = curve.at(n_segments)
     return f"{r.accuracy:.3f} [{r.low:.3f}, {r.high:.3f}] over {r.total:,} samples"
+
+
+def against_paper(curve: AccuracyCurve | Missing, length_name: str) -> str:
+    """Where our accuracy at one of Table 4's lengths ("128k", "1M", ...) lies against the paper's RMT there,
+    by our 95% interval: "above", "below" or "not distinguishable from"; "not measured against" when the
+    curve lacks that length. For prose that must stay true whatever the model."""
+    n_segments = paper.segments_for(paper.TABLE4_LENGTHS[length_name])
+    if isinstance(curve, Missing) or n_segments not in curve.lengths:
+        return "not measured against"
+    r, theirs = curve.at(n_segments), paper.TABLE4_QA1["RMT"][length_name] / 100
+    return "above" if r.low > theirs else "below" if r.high < theirs else "not distinguishable from"
 
 
 def evaluation_summary(rmt: AccuracyCurve | Missing, baseline: AccuracyCurve | Missing,

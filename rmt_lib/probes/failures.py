@@ -55,6 +55,19 @@ class FailureReport:
         """The first wrong answer in sample order (no choosing), or None when every answer is right."""
         return self.wrong[0] if self.wrong else None
 
+    def findings(self) -> str:
+        """What the wrong answers were, in one sentence for the prose (counts, never rates of a handful)."""
+        n, wrong = len(self.outcomes), self.wrong
+        if not wrong:
+            return f"At {self.n_segments} segments all {n} answers were right."
+        kinds = ", ".join(f"{count} named {kind}" for kind, count in self.kinds().items() if count)
+        singled = sum(o.facts_detected for o in wrong)
+        return (f"At {self.n_segments} segments {len(wrong)} of {n} answers were wrong ({kinds}); the "
+                f"memory had singled out both fact segments in {singled} of them, so "
+                + ("the facts were written and then lost or not read back." if singled == len(wrong) else
+                   "no wrong answer's facts were singled out: they were never written clearly." if not singled
+                   else "some facts were never written clearly, others written and then lost."))
+
     def accuracy_given_detection(self) -> dict[str, Mapping | None]:
         """Answer accuracy (mean, bootstrap 95% interval) where the memory did / did not single out the
         fact segments; None for a group with no samples."""

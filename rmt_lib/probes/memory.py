@@ -78,6 +78,10 @@ def drift(entry: dict, min_stretch: int = 100) -> list[dict]:
     ``drift = ||m_{b0} - m_{a1 + 1}||``, from just after A is complete to just before B starts, where every
     segment in between is distractor text; ``jump = ||m_{b1 + 1} - m_{b0}||``, what B's segments change.
     A memory that holds still through distractors and moves for facts has ``drift / jump`` well below 1.
+    ``path`` is the length of the way the memory took across the stretch (the sum of its per-segment
+    changes), so ``drift / path`` says how the steps add up: near 0 when they cancel (the memory jitters
+    about one place), about ``1 / sqrt(stretch)`` for steps in random directions, 1 when every step heads
+    the same way.
     """
     distance = np.asarray(entry["distance_matrix"], dtype=np.float64)  # (S + 1, S + 1)
     size = entry["question_token_span"][1] // entry["n_segments"]  # the question ends the last segment
@@ -89,7 +93,9 @@ def drift(entry: dict, min_stretch: int = 100) -> list[dict]:
         if stretch < min_stretch:
             continue
         jump = float(distance[start_b, end_b])
-        record = {"stretch": stretch, "drift": float(distance[after_a, start_b]), "jump": jump}
+        steps = distance[np.arange(after_a, start_b), np.arange(after_a + 1, start_b + 1)]  # (stretch,)
+        record = {"stretch": stretch, "drift": float(distance[after_a, start_b]), "jump": jump,
+                  "path": float(steps.sum())}
         record["ratio"] = record["drift"] / jump if jump > 0 else float("inf")
         out.append(record)
     return out

@@ -98,7 +98,7 @@ def claim_rows(claims: Mapping, accuracy) -> list[ClaimRow]:
         for name, which, stat in heads:
             rows.append(_row(f"(c) writing attends to the fact's tokens, {name} ({label})",
                              "panel (c): write memory on the fact's tokens", checks[f"write lift, {which}, {label}"],
-                             stat.get("n"), "facts", "figure8c", unit="x"))
+                             stat.get("n"), "samples", "figure8c", unit="x"))  # resampled by sample
     read = lookup(summaries[f"{FIGURE8_SHORT} segments"], "read_attention", "mean_over_heads", "share")
     baseline = lookup(summaries[f"{FIGURE8_SHORT} segments"], "read_attention", "memory_baseline", "estimate")
     if read is not None and baseline is not None:
@@ -123,6 +123,17 @@ def claims_markdown(rows: list[ClaimRow]) -> str:
                           [[r.claim, r.paper, r.measured, r.verdict, f"{{doc}}`{r.chapter}`"] for r in rows])
 
 
+def verdict_summary(rows: list[ClaimRow]) -> str:
+    """One sentence for the prose: how many claims with a threshold are met, and which are not."""
+    checked = [r for r in rows if r.check is not None]
+    missed = [r.claim for r in checked if r.check.status != "met"]
+    met = len(checked) - len(missed)
+    if not missed:
+        return f"All {len(checked)} claims with a threshold are met."
+    return (f"{met} of the {len(checked)} claims with a threshold are met; not met, or met by the estimate only: "
+            + "; ".join(missed) + ".")
+
+
 def _row(claim: str, shown: str, check: TargetCheck, n, unit_name: str, chapter: str, *, unit: str = "",
          after: str = "") -> ClaimRow:
     measured = f"{check.estimate:.3f}{unit} [{check.low:.3f}, {check.high:.3f}]{after} (n = {n} {unit_name})"
@@ -141,4 +152,4 @@ def _interval(interval: Mapping) -> str:
 
 
 __all__ = ["ACCURACY_TARGETS", "CLAIMS_FILE", "ClaimRow", "claim_rows", "claims_markdown",
-           "measure_claims", "read_claims", "write_claims"]
+           "measure_claims", "read_claims", "verdict_summary", "write_claims"]

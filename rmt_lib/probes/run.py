@@ -98,8 +98,10 @@ def probe_drift(model, tokenizer, *, n_samples: int = 50, n_segments: int = 256,
     """Drift across long distractor stretches (`rmt_lib.probes.memory.drift`), measured on `n_samples`
     two-fact held-out samples whose facts lie at least `min_stretch` segments apart (drawn from the
     generator's samples in order, keeping those that qualify). Returns ``{"records": [...], "ratio":
-    interval}``: one record per sample (stretch, drift, jump, ratio), and the median ratio with a
-    bootstrap interval (resampling samples). Memory only: no attention maps are captured."""
+    interval, ...}``: one record per sample (stretch, drift, jump, path, ratio), the median ratio with a
+    bootstrap interval (resampling samples), and as medians with intervals how the drift comes about:
+    ``path_over_jump``, the length of the memory's way across the stretch in jumps, and ``straightness``,
+    drift over that path (`rmt_lib.probes.memory.drift`); ``stretch`` is the median stretch. Memory only: no attention maps are captured."""
     kept, draw = [], 0
     while len(kept) < n_samples:
         if draw > 50:
@@ -118,9 +120,25 @@ def probe_drift(model, tokenizer, *, n_samples: int = 50, n_segments: int = 256,
         stretches = drift(entry, min_stretch)
         if stretches:
             records.append({**stretches[0], "correct": entry["correct"]})
-    ratios = np.array([r["ratio"] for r in records])
+    def median(values: np.ndarray) -> dict:
+        return bootstrap_interval(len(values), lambda idx: float(np.median(values[idx]))).to_dict()
+
+    drift_, jump, path = (np.array([r[k] for r in records]) for k in ("drift", "jump", "path"))
     return {"n_segments": n_segments, "min_stretch": min_stretch, "records": records,
-            "ratio": bootstrap_interval(len(ratios), lambda idx: float(np.median(ratios[idx]))).to_dict()}
+            "ratio": median(drift_ / jump), "path_over_jump": median(path / jump),
+            "straightness": median(drift_ / path), "stretch": float(np.median([r["stretch"] for r in records]))}
+
+
+def drift_shape(drift: dict) -> str:
+    """How the steps of a `probe_drift` result add up, in words, against steps in random directions (whose
+    drift over the way is about 1 / sqrt(stretch)); a factor of two either side counts as a difference."""
+    straight, walk = drift["straightness"], drift["stretch"] ** -0.5
+    if straight["low"] > 2 * walk:
+        return ("the steps keep one direction far more than steps in random directions would: the memory "
+                "does not jitter about one place but travels, slowly and steadily, through the prose")
+    if straight["high"] < walk / 2:
+        return ("the steps largely cancel: the memory jitters about one place, and the drift is what is left")
+    return "the steps add up about as steps in random directions would: the memory wanders"
 
 
 def needed_segments(enc, attention_segments: str) -> set[int]:

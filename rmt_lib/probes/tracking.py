@@ -105,6 +105,40 @@ def fact_retention(probe: LinearProbe, data: MemoryStates, *, seed: int = DEFAUL
     return {"samples": records, "summary": _retention_summary(records, seed)}
 
 
+def retention_findings(summary: dict, n_segments: int) -> tuple[str, str]:
+    """The chapter's paragraph on where wrong answers lost their fact, and its one-line finding, for what
+    this execution measured (a `fact_retention` summary): when every sample was answered right there is
+    nothing to dissect, and the prose says so instead of reporting statistics of an empty set."""
+    n, n_wrong = summary["n_samples"], summary["n_wrong"]
+    if not n_wrong:
+        text = (f"All {n} samples of {n_segments} segments whose fact lies before the question's segment were "
+                "answered right in this execution, so there is no wrong answer to dissect here: a larger budget "
+                "draws more samples (`make book BUDGET=full`).")
+        return text, f"At {n_segments} segments every one of the {n} samples was answered right: no fact was lost."
+    kept = summary["wrong_kept_fact"]["estimate"]
+    where = summary.get("lost_at_fraction") or []
+    text = (f"Of {n_wrong} wrong answers (of {n}), {kept:.0%} still had the fact decoded at the question: those "
+            "lost it in the reading.")
+    if where:
+        text += (f" The others lost it on the way; the median of them lost it {float(np.median(where)):.2f} of "
+                 "the way from the fact to the question (0: at once, 1: at the question).")
+    aucs = {k: summary[k] for k in ("auc_drift", "auc_low_confidence") if k in summary}
+    if aucs:
+        text += (" The memory's drift between the fact and the question (their distance over the fact's own "
+                 f"jump) tells wrong answers from right ones with a ROC-AUC of {_auc(aucs['auc_drift'])}, the "
+                 f"probe's confidence at the question with {_auc(aucs['auc_low_confidence'])} (0.5: no better "
+                 "than a coin; 1: perfectly).")
+    if n_wrong < 10:
+        text += f" With {n_wrong} wrong answers these are anecdotes more than rates: the intervals say how wide."
+    finding = (f"Of the {n_wrong} wrong answers at {n_segments} segments, {kept:.0%} still held the fact at the "
+               "question (lost in the reading); the others lost it on the way.")
+    return text, finding
+
+
+def _auc(interval: dict) -> str:
+    return f"{interval['estimate']:.2f} [{interval['low']:.2f}, {interval['high']:.2f}]"
+
+
 def _wrong_tail(wrong: np.ndarray, n: int) -> int | None:
     """The first index from which every index up to n - 1 is in `wrong` (sorted), or None."""
     if not len(wrong) or wrong[-1] != n - 1:
