@@ -40,10 +40,11 @@ def test_every_claim_gets_a_row_with_a_computed_verdict_and_its_chapter():
     assert at_128k.check.estimate == accuracy.at(256).accuracy and at_128k.check.target == 0.94
     failing = {r.claim: r for r in overview.claim_rows(_claims(ratio=0.9, lift=2.0), accuracy)}
     assert failing["(b) the memory stays put through 100+ distractor segments"].check.status == "not met"
-    assert overview.verdict_summary(list(failing.values())).startswith(
+    summary = overview.verdict_summary(list(failing.values()))
+    assert summary.startswith(
         f"{sum(r.check is not None and r.check.status == 'met' for r in failing.values())} of the "
-        f"{sum(r.check is not None for r in failing.values())} claims with a threshold are met; not met")
-    assert "the memory stays put" in overview.verdict_summary(list(failing.values()))
+        f"{sum(r.check is not None for r in failing.values())} claims with a threshold are met. ")
+    assert "not met: (b) the memory stays put" in summary
     assert overview.verdict_summary([r for r in rows if r.check is None or r.check.status == "met"]).startswith("All ")
     assert "(n = 10 samples)" in by_claim["(c) writing attends to the fact's tokens, mean over heads (32 segments)"].measured
     table = overview.claims_markdown(rows)

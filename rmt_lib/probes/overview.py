@@ -124,14 +124,18 @@ def claims_markdown(rows: list[ClaimRow]) -> str:
 
 
 def verdict_summary(rows: list[ClaimRow]) -> str:
-    """One sentence for the prose: how many claims with a threshold are met, and which are not."""
+    """One sentence for the prose: how many claims with a threshold are met, and which are met by the
+    estimate only or not met."""
     checked = [r for r in rows if r.check is not None]
-    missed = [r.claim for r in checked if r.check.status != "met"]
-    met = len(checked) - len(missed)
-    if not missed:
+    met = sum(r.check.status == "met" for r in checked)
+    if met == len(checked):
         return f"All {len(checked)} claims with a threshold are met."
-    return (f"{met} of the {len(checked)} claims with a threshold are met; not met, or met by the estimate only: "
-            + "; ".join(missed) + ".")
+    parts = [f"{met} of the {len(checked)} claims with a threshold are met"]
+    for status, label in (("estimate only", "met by the estimate only"), ("not met", "not met")):
+        claims = [r.claim for r in checked if r.check.status == status]
+        if claims:
+            parts.append(f"{label}: " + "; ".join(claims))
+    return ". ".join(parts) + "."
 
 
 def _row(claim: str, shown: str, check: TargetCheck, n, unit_name: str, chapter: str, *, unit: str = "",
