@@ -180,7 +180,8 @@ def test_read_table_gives_segment_share_as_the_complement():
     text = str(tables.read_table({"x": _summary()}))
     assert re.search(r"attention on segment tokens, mean over heads +0\.700 \[0\.650, 0\.750\]\n", text)
     assert re.search(r"memory share under uniform causal attention +0\.200\n", text)  # no interval on a constant
-    assert re.search(r"lift, chosen head \(measured on held-out half\) +–$", text)
+    assert re.search(r"lift, chosen head \(measured on held-out half\) +–\n", text)
+    assert re.search(r"question lift minus prose lift \(paired\) +–$", text)  # no control measured
 
 
 def test_write_table_and_chosen_heads():

@@ -319,6 +319,26 @@ def test_head_choice_is_made_on_other_samples_than_it_is_measured_on():
     r = s["read_attention"]
     assert (r["chosen_head"]["layer"], r["chosen_head"]["head"]) == (0, 2)
     assert r["memory_baseline"]["estimate"] == 0.25
+    assert r["prose_control"] is None  # no sample has prose positions in its question segment
+
+
+def test_the_prose_control_compares_question_and_prose_lifts_paired():
+    entries = []
+    for i in range(20):
+        read = {"segment": 4, "query_positions": [3], "memory_baseline": 0.25, "memory_share": np.full((2, 2), 0.5),
+                "prose_positions": [0, 1, 2], "prose_baseline": 0.4, "prose_share": np.full((2, 2), 0.4 + i / 1000)}
+        entries.append(_entry([0.1, 2.0, 0.1, 0.2, 0.3], [1], read=read))
+    control = probes.summarize(entries, n_resamples=100, seed=3)["read_attention"]["prose_control"]
+    assert control["n"] == 20 and control["question_lift"]["estimate"] == pytest.approx(2.0)
+    prose_lift = np.mean([0.4 + i / 1000 for i in range(20)]) / 0.4
+    assert control["prose_lift"]["estimate"] == pytest.approx(prose_lift)
+    assert control["lift_difference"]["estimate"] == pytest.approx(2.0 - prose_lift)
+    assert control["lift_difference"]["low"] <= control["lift_difference"]["estimate"] <= control["lift_difference"]["high"]
+    text = probes.prose_control_finding({"prose_control": control})
+    assert "above zero" in text and "the question reads the memory more" in text and "over 20 samples" in text
+    flat = dict(control, lift_difference={"estimate": 0.0, "low": -0.1, "high": 0.1})
+    assert "no more than the prose" in probes.prose_control_finding({"prose_control": flat})
+    assert "could not be measured" in probes.prose_control_finding({"prose_control": None})
 
 
 def test_chosen_head_is_measured_only_on_samples_it_was_not_chosen_on():
@@ -410,6 +430,8 @@ def test_attention_numbers_are_shares(result):
         assert read["segment"] == entry["n_segments"] - 1
         assert np.all((read["memory_share"] > 0) & (read["memory_share"] < 1))
         assert 0 < read["memory_baseline"] < 1
+        assert not set(read["prose_positions"]) & set(read["query_positions"])  # the control has no question
+        assert read["prose_share"].shape == read["memory_share"].shape and 0 < read["prose_baseline"] < 1
     summary = result["summary"]
     assert summary["n_samples"] == 10 and summary["n_segments"] == [3, 5]
     assert summary["write_attention"]["n_units"] == 20 and summary["read_attention"]["n_units"] == 10

@@ -148,5 +148,9 @@ def read_table(summaries: Mapping[str, Mapping]) -> ResultTable:
         ("lift (memory share / uniform), mean over heads", lambda s: lookup(s, "read_attention", "mean_over_heads", "lift")),
         ("attention on read memory, chosen head", _chosen("read_attention", "share")),
         ("lift, chosen head (measured on held-out half)", _chosen("read_attention", "lift")),
+        ("control: lift of the segment's prose positions, mean over heads",
+         lambda s: lookup(s, "read_attention", "prose_control", "prose_lift")),
+        ("question lift minus prose lift (paired)",
+         lambda s: lookup(s, "read_attention", "prose_control", "lift_difference")),
     ]
     return _table("Question positions' attention on read memory", summaries, spec)

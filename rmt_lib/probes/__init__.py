@@ -18,7 +18,8 @@ from rmt_lib.probes.attention import (AttentionLayout, attention_map, choose_hea
                                       read_memory_baseline, token_share, write_attention_share)
 from rmt_lib.probes.capture import SampleCapture, capture_sample
 from rmt_lib.probes.claims import (AUC_TARGET, DRIFT_RATIO_TARGET, WRITE_LIFT_TARGET, TargetCheck, drift_check, estimate,
-                                   figure8_checks, relation, sample_numbers, target_check)
+                                   figure8_checks, prose_control_finding, relation, sample_numbers,
+                                   target_check)
 from rmt_lib.probes.contract import to_json, write_probe_json
 from rmt_lib.probes.decode import (CLASSES, LinearProbe, MemoryStates, collect_memory_states, decoding_accuracy,
                                    decoding_records, fit_decoding_probe, held_out_states, untrained_copy)
@@ -36,7 +37,7 @@ from rmt_lib.probes.tracking import (asked_trajectory, fact_retention, overwrite
 
 __all__ = ["AUC_TARGET", "DRIFT_RATIO_TARGET", "drift_check", "target_check", "MEASURE_SEED", "WRITE_LIFT_TARGET", "FailureReport", "HeadComparison", "HeldOutProbe",
            "SampleOutcome", "TargetCheck", "describe_outcome", "estimate", "failure_cases", "figure8_checks",
-           "head_choice_stability", "head_comparison", "held_out_probe", "read_units", "relation",
+           "head_choice_stability", "head_comparison", "held_out_probe", "read_units", "prose_control_finding", "relation",
            "sample_numbers", "write_units", "drift", "drift_shape", "probe_drift",
            "ROLES", "AttentionLayout", "Figure8Inputs", "SampleCapture", "attention_map", "capture_sample",
            "change_by_role", "change_ratio", "choose_head", "distance_matrix", "fact_mask", "figure8_inputs",

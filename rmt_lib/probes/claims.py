@@ -113,6 +113,26 @@ def relation(interval: Mapping, reference: float) -> str:
     return "not distinguishable from"
 
 
+def prose_control_finding(read_summary: Mapping) -> str:
+    """The read-attention control in words (a summary's `read_attention`): do the question positions lift
+    the read memory more than the prose positions of their own segment, by the paired difference's 95%
+    interval? A memory every position attends to alike is a sink, not a reading of the fact."""
+    control = read_summary.get("prose_control")
+    if control is None:
+        return "no sample had prose beside its question, so the control could not be measured"
+    q, p, d = (control[k]["estimate"] for k in ("question_lift", "prose_lift", "lift_difference"))
+    where = relation(control["lift_difference"], 0.0)
+    meaning = {"above": "the question reads the memory more than the prose around it does",
+               "below": "the prose attends to the memory even more than the question does, so attention on "
+                        "memory is not, by itself, a reading of the fact",
+               "not distinguishable from": "the question reads the memory no more than the prose around it "
+                                           "does, so attention on memory is not, by itself, a reading of "
+                                           "the fact"}[where]
+    return (f"the segment's prose positions, which have no question to answer, lift the read memory {p:.2f} "
+            f"times over uniform against the question positions' {q:.2f} (difference {d:+.2f}, "
+            f"{where} zero by its 95% interval, over {control['n']} samples): {meaning}")
+
+
 def estimate(summary: Mapping, *keys: str, digits: int = 3) -> float:
     """One estimate of a summary, rounded for the prose (myst_nb glue), e.g.
     ``estimate(s, "memory_change", "auc")``; a clear error when the statistic is missing."""

@@ -69,6 +69,10 @@ def summarize(entries: Sequence[Mapping], *, n_resamples: int = DEFAULT_RESAMPLE
       memory_baseline the memory share under uniform causal attention.
       mean_over_heads memory_share averaged over layers and heads; lift = share / baseline.
       chosen_head     chosen and measured as for write attention, by largest mean memory share.
+      prose_control   the same for the question segment's prose positions (no question to answer):
+                      question_lift and prose_lift (mean over heads, over the samples that have both)
+                      and their paired difference, lift_difference; near 0, the question reads the
+                      memory no more than any position does.
     """
     if len(entries) == 0:
         raise ValueError("summarize needs at least one probed sample")
@@ -214,7 +218,30 @@ def _read_summary(entries: Sequence[Mapping], selection: np.ndarray, boot: dict)
     owner = np.array([i for i, _ in units])
     shares = np.stack([np.asarray(r["memory_share"], dtype=np.float64) for _, r in units])
     baseline = np.array([r["memory_baseline"] for _, r in units], dtype=np.float64)
-    return _head_statistics(shares, owner, len(entries), selection, baseline, boot, "memory_baseline")
+    out = _head_statistics(shares, owner, len(entries), selection, baseline, boot, "memory_baseline")
+    out["prose_control"] = _prose_control([r for _, r in units], boot)
+    return out
+
+
+def _prose_control(units: Sequence[Mapping], boot: dict) -> dict | None:
+    """Question positions against the prose positions of the same segment: lifts over uniform attention,
+    mean over heads, as ratios of means over the samples that have both, and their paired difference."""
+    both = [r for r in units if "prose_share" in r]
+    if not both:
+        return None
+    question = np.array([np.mean(r["memory_share"]) for r in both])  # (n,) mean over layers and heads
+    prose = np.array([np.mean(r["prose_share"]) for r in both])
+    q_base = np.array([r["memory_baseline"] for r in both])
+    p_base = np.array([r["prose_baseline"] for r in both])
+
+    def lift(share, base):
+        return lambda idx: share[idx].mean() / base[idx].mean()
+
+    return {"n": len(both),
+            "question_lift": bootstrap_interval(len(both), lift(question, q_base), **boot).to_dict(),
+            "prose_lift": bootstrap_interval(len(both), lift(prose, p_base), **boot).to_dict(),
+            "lift_difference": bootstrap_interval(
+                len(both), lambda idx: lift(question, q_base)(idx) - lift(prose, p_base)(idx), **boot).to_dict()}
 
 
 def write_units(entries: Sequence[Mapping]) -> dict[str, np.ndarray]:
