@@ -21,7 +21,8 @@ def _claims(auc=0.99, lift=3.5, ratio=0.4):
                "write_attention": {"mean_over_heads": {"lift": _interval(lift, lift - 0.5, lift + 0.5)},
                                    "chosen_head": {"layer": 1, "head": 2, "lift": _interval(4.0, 3.5, 4.5)}},
                "read_attention": {"mean_over_heads": {"share": _interval(0.5, 0.45, 0.55)},
-                                  "memory_baseline": {"estimate": 0.2}}}
+                                  "memory_baseline": {"estimate": 0.2},
+                                  "prose_control": {"lift_difference": _interval(0.8, 0.7, 0.9)}}}
     return {"budget": "full", "summaries": {"32 segments": summary, "256 segments": summary},
             "drift": {"n_segments": 256, "min_stretch": 100, "ratio": _interval(ratio, ratio - 0.1, ratio + 0.1, 50)}}
 
@@ -35,6 +36,8 @@ def test_every_claim_gets_a_row_with_a_computed_verdict_and_its_chapter():
     assert by_claim["(b) the memory stays put through 100+ distractor segments"].verdict == "met (threshold <= 0.5)"
     assert by_claim["(a) the memory jumps at fact segments, not elsewhere (32 segments)"].check.status == "met"
     assert "above uniform" in by_claim["(d) the question reads the memory (32 segments)"].verdict
+    control = by_claim["(d) the question reads the memory more than the prose beside it (32 segments)"]
+    assert control.verdict == "no threshold set: above zero" and "0.800 [0.700, 0.900]" in control.measured
     at_128k = by_claim["QA1 accuracy at the paper's 128k (256 segments)"]
     assert at_128k.paper == f"RMT {paper.TABLE4_QA1['RMT']['128k']}%, ARMT {paper.TABLE4_QA1['ARMT']['128k']}% (Table 4)"
     assert at_128k.check.estimate == accuracy.at(256).accuracy and at_128k.check.target == 0.94
