@@ -318,8 +318,8 @@ def test_describe_outcome_and_first_wrong():
     assert "largest memory changes: segment 2 (5.00), segment 3 (0.20), segment 1 (0.10)" in text
     assert probes.failure_cases(HeldOutProbe(6, 0, samples[:1], {"samples": entries[:1], "summary": {}})).first_wrong() is None
     assert report.findings() == ("At 6 segments 1 of 2 answers were wrong (1 named the other actor's location); the "
-                                 "memory had singled out both fact segments in 0 of them, so no wrong answer's facts "
-                                 "were singled out: they were never written clearly.")
+                                 "memory had singled out both fact segments in 0 of them: in none of them did the "
+                                 "fact segments stand out as the largest changes.")
     right = probes.failure_cases(HeldOutProbe(6, 0, samples[:1], {"samples": entries[:1], "summary": {}}))
     assert right.findings() == "At 6 segments all 1 answers were right."
 

@@ -47,7 +47,7 @@ def test_every_claim_gets_a_row_with_a_computed_verdict_and_its_chapter():
     assert summary.startswith(
         f"{sum(r.check is not None and r.check.status == 'met' for r in failing.values())} of the "
         f"{sum(r.check is not None for r in failing.values())} claims with a threshold are met. ")
-    assert "not met: (b) the memory stays put" in summary
+    assert "Not met: (b) the memory stays put" in summary
     assert overview.verdict_summary([r for r in rows if r.check is None or r.check.status == "met"]).startswith("All ")
     assert "(n = 10 samples)" in by_claim["(c) writing attends to the fact's tokens, mean over heads (32 segments)"].measured
     table = overview.claims_markdown(rows)

@@ -335,7 +335,7 @@ def test_the_prose_control_compares_question_and_prose_lifts_paired():
     assert control["lift_difference"]["estimate"] == pytest.approx(2.0 - prose_lift)
     assert control["lift_difference"]["low"] <= control["lift_difference"]["estimate"] <= control["lift_difference"]["high"]
     text = probes.prose_control_finding({"prose_control": control})
-    assert "above zero" in text and "the question reads the memory more" in text and "over 20 samples" in text
+    assert "above zero" in text and "the question attends to the memory more" in text and "over 20 samples" in text
     flat = dict(control, lift_difference={"estimate": 0.0, "low": -0.1, "high": 0.1})
     assert "no more than the prose" in probes.prose_control_finding({"prose_control": flat})
     assert "could not be measured" in probes.prose_control_finding({"prose_control": None})

@@ -62,11 +62,15 @@ class FailureReport:
             return f"At {self.n_segments} segments all {n} answers were right."
         kinds = ", ".join(f"{count} named {kind}" for kind, count in self.kinds().items() if count)
         singled = sum(o.facts_detected for o in wrong)
-        return (f"At {self.n_segments} segments {len(wrong)} of {n} answers were wrong ({kinds}); the "
-                f"memory had singled out both fact segments in {singled} of them, so "
-                + ("the facts were written and then lost or not read back." if singled == len(wrong) else
-                   "no wrong answer's facts were singled out: they were never written clearly." if not singled
-                   else "some facts were never written clearly, others written and then lost."))
+        if singled == len(wrong):
+            how = "the facts stood out and were then lost or not read back"
+        elif not singled:
+            how = "in none of them did the fact segments stand out as the largest changes"
+        else:
+            how = ("where they did, the facts were lost or not read back after the writing; where not, a fact "
+                   "segment did not stand out as one of the largest changes")
+        return (f"At {self.n_segments} segments {len(wrong)} of {n} answers were wrong ({kinds}); the memory "
+                f"had singled out both fact segments in {singled} of them: {how}.")
 
     def accuracy_given_detection(self) -> dict[str, Mapping | None]:
         """Answer accuracy (mean, bootstrap 95% interval) where the memory did / did not single out the

@@ -138,7 +138,7 @@ def verdict_summary(rows: list[ClaimRow]) -> str:
     if met == len(checked):
         return f"All {len(checked)} claims with a threshold are met."
     parts = [f"{met} of the {len(checked)} claims with a threshold are met"]
-    for status, label in (("estimate only", "met by the estimate only"), ("not met", "not met")):
+    for status, label in (("estimate only", "Met by the estimate only"), ("not met", "Not met")):
         claims = [r.claim for r in checked if r.check.status == status]
         if claims:
             parts.append(f"{label}: " + "; ".join(claims))
