@@ -217,7 +217,9 @@ def memory_path_reason(model, short: int = 32, long: int = 256) -> str:
     """Why the memory path matters, measured on this model's norms (prose for the book)."""
     both = norm_contraction(model, short, final_norm=True)
     alone, alone_long = (norm_contraction(model, n, final_norm=False) for n in (short, long))
-    return (f"with no block acting between them, this model's embedding and final norms bring two different memory "
-            f"states to {100 * both:.1f}% of their distance within {short} segments, its embedding norm alone to "
-            f"{100 * alone:.0f}% ({100 * alone_long:.0f}% after {long}): read after the final norm, every block "
-            f"would have to work against the stronger contraction to keep a fact.")
+    return (f"the memory passes a layer norm as it enters each "
+            f"segment (the embedding norm every input token passes), and read after the final norm it would pass "
+            f"a second one as it leaves. Applied again and again, norms pull two different memory states together. "
+            f"Through both norms, two states come to {100 * both:.1f}% of their distance within {short} segments; "
+            f"through the embedding norm alone, to {100 * alone:.0f}% ({100 * alone_long:.0f}% after {long}). Read "
+            f"after the final norm, every block would have to work against the stronger pull to keep a fact.")
