@@ -6,7 +6,7 @@ segments: the segments of one sample are not independent.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,6 +155,17 @@ def bootstrap_interval(
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(stats, [alpha, 1.0 - alpha])
     return Interval(estimate, float(low), float(high), confidence, n_units)
+
+
+def relation(interval: Mapping, reference: float) -> str:
+    """"above", "below" or "not distinguishable from": where a 95% interval ({"low", "high", ...}) lies
+    against `reference` (for prose that must stay true whatever the model: glue it, never type it)."""
+    low, high = float(interval["low"]), float(interval["high"])
+    if low > reference:
+        return "above"
+    if high < reference:
+        return "below"
+    return "not distinguishable from"
 
 
 def bootstrap_mean(values: Sequence[float] | np.ndarray, **kwargs) -> Interval:

@@ -13,7 +13,7 @@ from rmt_lib.data import Sample
 from rmt_lib.display.tables import markdown_table
 from rmt_lib.evaluate.run import evaluate
 from rmt_lib.paths import Missing, relative
-from rmt_lib.stats import wilson_interval
+from rmt_lib.stats import relation, wilson_interval
 
 
 # The committed results (README "Where results live"): evaluation JSON written by `python -m rmt_lib evaluate`.
@@ -187,8 +187,8 @@ def against_paper(curve: AccuracyCurve | Missing, length_name: str) -> str:
     n_segments = paper.segments_for(paper.TABLE4_LENGTHS[length_name])
     if isinstance(curve, Missing) or n_segments not in curve.lengths:
         return "not measured against"
-    r, theirs = curve.at(n_segments), paper.TABLE4_QA1["RMT"][length_name] / 100
-    return "above" if r.low > theirs else "below" if r.high < theirs else "not distinguishable from"
+    r = curve.at(n_segments)
+    return relation({"low": r.low, "high": r.high}, paper.TABLE4_QA1["RMT"][length_name] / 100)
 
 
 def evaluation_summary(rmt: AccuracyCurve | Missing, baseline: AccuracyCurve | Missing,

@@ -12,7 +12,7 @@ import numpy as np
 from rmt_lib.probes.memory import change_ratio
 from rmt_lib.jsonio import lookup
 from rmt_lib.probes.summary import segment_roles
-from rmt_lib.stats import roc_auc
+from rmt_lib.stats import relation, roc_auc  # relation: re-exported for the chapters
 
 AUC_TARGET = 0.97  # ROC-AUC of the memory change, fact vs. other segments, at 32 and 256 segments
 WRITE_LIFT_TARGET = 3.0  # write attention on fact tokens >= 3x their share of the segment
@@ -100,17 +100,6 @@ def figure8_checks(summaries: Mapping[str, Mapping],
             checks.append(target_check(f"write lift, chosen head L{c['layer']}H{c['head']}, {label}", c["lift"],
                                        WRITE_LIFT_TARGET))
     return checks
-
-
-def relation(interval: Mapping, reference: float) -> str:
-    """"above", "below" or "not distinguishable from": where the 95% interval lies against `reference`
-    (for prose that must stay true whatever the model: glue it, never type it)."""
-    low, high = float(interval["low"]), float(interval["high"])
-    if low > reference:
-        return "above"
-    if high < reference:
-        return "below"
-    return "not distinguishable from"
 
 
 def prose_control_finding(read_summary: Mapping) -> str:
