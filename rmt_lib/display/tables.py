@@ -15,6 +15,12 @@ def percent(share: float) -> str:
     return f"{100 * share:.{1 if share >= 0.01 else 2}f}%"
 
 
+def interval_text(interval: Mapping, digits: int = 3) -> str:
+    """An interval ({"estimate", "low", "high", ...}) for the prose: '0.990 [0.988, 0.993]'."""
+    e, lo, hi = (float(interval[k]) for k in ("estimate", "low", "high"))
+    return f"{e:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A Markdown table; a bare | inside a cell is escaped so that it does not split the cell."""
     def line(cells) -> str:

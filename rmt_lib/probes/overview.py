@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rmt_lib import paper, paths
 from rmt_lib.budgets import ProbeBudget
-from rmt_lib.display.tables import markdown_table, percent
+from rmt_lib.display.tables import interval_text, markdown_table, percent
 from rmt_lib.jsonio import lookup, write_json
 from rmt_lib.paper import FIGURE8_LONG, FIGURE8_SHORT
 from rmt_lib.probes.claims import TargetCheck, drift_check, figure8_checks, relation
@@ -105,13 +105,13 @@ def claim_rows(claims: Mapping, accuracy) -> list[ClaimRow]:
     if read is not None and baseline is not None:
         rows.append(ClaimRow(f"(d) the question reads the memory ({FIGURE8_SHORT} segments)",
                              "panel (d): the answer attends to the read memory", None,
-                             f"{_interval(read)} of attention, uniform {baseline:.3f} (n = {read.get('n')} samples)",
+                             f"{interval_text(read)} of attention, uniform {baseline:.3f} (n = {read.get('n')} samples)",
                              f"no threshold set: {relation(read, baseline)} uniform", "figure8d"))
     control = lookup(summaries[f"{FIGURE8_SHORT} segments"], "read_attention", "prose_control", "lift_difference")
     if control is not None:
         rows.append(ClaimRow(f"(d) the question reads the memory more than the prose beside it ({FIGURE8_SHORT} "
                              "segments)", "panel (d): the answer, not every token, attends to the memory", None,
-                             f"lift difference {_interval(control)} (n = {control.get('n')} samples)",
+                             f"lift difference {interval_text(control)} (n = {control.get('n')} samples)",
                              f"no threshold set: {relation(control, 0.0)} zero", "figure8d"))
     for n_segments, target in ACCURACY_TARGETS.items():
         name = _LENGTH_NAME[n_segments]
@@ -156,10 +156,6 @@ def _verdict(check: TargetCheck, as_percent: bool = False) -> str:
     target = percent(check.target) if as_percent else f"{check.target:g}"
     return {"met": "met", "estimate only": "met by the estimate only", "not met": "not met"}[check.status] + \
         f" (threshold {side} {target})"
-
-
-def _interval(interval: Mapping) -> str:
-    return f"{float(interval['estimate']):.3f} [{float(interval['low']):.3f}, {float(interval['high']):.3f}]"
 
 
 __all__ = ["ACCURACY_TARGETS", "CLAIMS_FILE", "ClaimRow", "claim_rows", "claims_markdown",

@@ -13,6 +13,7 @@ import numpy as np
 
 from rmt_lib.data import ACTORS, LOCATIONS, VERBS, Sample, generate_samples
 from rmt_lib.data.grammar import fact_sentence, question_sentence
+from rmt_lib.display.tables import interval_text
 from rmt_lib.probes.decode import LinearProbe, MemoryStates
 from rmt_lib.stats import DEFAULT_BOOTSTRAP_SEED, bootstrap_interval, bootstrap_mean, roc_auc
 
@@ -125,18 +126,14 @@ def retention_findings(summary: dict, n_segments: int) -> tuple[str, str]:
     aucs = {k: summary[k] for k in ("auc_drift", "auc_low_confidence") if k in summary}
     if aucs:
         text += (" The memory's drift between the fact and the question (their distance over the fact's own "
-                 f"jump) tells wrong answers from right ones with a ROC-AUC of {_auc(aucs['auc_drift'])}, the "
-                 f"probe's confidence at the question with {_auc(aucs['auc_low_confidence'])} (0.5: no better "
+                 f"jump) tells wrong answers from right ones with a ROC-AUC of {interval_text(aucs['auc_drift'], 2)}, the "
+                 f"probe's confidence at the question with {interval_text(aucs['auc_low_confidence'], 2)} (0.5: no better "
                  "than a coin; 1: perfectly).")
     if n_wrong < 10:
         text += f" With {n_wrong} wrong answers these are anecdotes more than rates: the intervals say how wide."
     finding = (f"Of the {n_wrong} wrong answers at {n_segments} segments, {kept:.0%} still held the fact at the "
                "question (lost in the reading); the others lost it on the way.")
     return text, finding
-
-
-def _auc(interval: dict) -> str:
-    return f"{interval['estimate']:.2f} [{interval['low']:.2f}, {interval['high']:.2f}]"
 
 
 def _wrong_tail(wrong: np.ndarray, n: int) -> int | None:
