@@ -111,12 +111,12 @@ def prose_control_finding(read_summary: Mapping) -> str:
         return "no sample had prose beside its question, so the control could not be measured"
     q, p, d = (control[k]["estimate"] for k in ("question_lift", "prose_lift", "lift_difference"))
     where = relation(control["lift_difference"], 0.0)
-    meaning = {"above": "the question attends to the memory more than the prose around it does",
-               "below": "the prose attends to the memory even more than the question does, so attention on "
-                        "memory is not, by itself, a reading of the fact",
-               "not distinguishable from": "the question attends to the memory no more than the prose "
-                                           "around it does, so attention on memory is not, by itself, a reading of "
-                                           "the fact"}[where]
+    if where == "above":
+        meaning = "the question attends to the memory more than the prose around it does"
+    else:
+        meaning = ("the prose attends to the memory even more than the question does" if where == "below" else
+                   "the question attends to the memory no more than the prose around it does")
+        meaning += ", so attention on memory is not, by itself, a reading of the fact"
     return (f"the segment's prose positions, which have no question to answer, lift the read memory {p:.2f} "
             f"times over uniform against the question positions' {q:.2f} (difference {d:+.2f}, "
             f"{where} zero by its 95% interval, over {control['n']} samples): {meaning}")

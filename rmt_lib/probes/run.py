@@ -210,7 +210,8 @@ def probe_one(sample, enc, memory_states: np.ndarray, attentions: dict[int, np.n
             "memory_share": read_attention_share(attentions[last], here, queries, valid)}
         # The control: the same segment's prose positions, which have no question to answer. A memory that
         # every position attends to alike (a sink) lifts them as much as the question.
-        prose = [t for t in range(len(valid)) if valid[t] and t not in set(queries)]
+        asked = set(queries)
+        prose = [t for t in range(len(valid)) if valid[t] and t not in asked]
         if prose:
             entry["read_attention"].update(
                 prose_positions=prose, prose_baseline=read_memory_baseline(here, prose, valid),
