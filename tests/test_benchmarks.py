@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
 from rmt_lib import paths
-from rmt_lib.cost import SCHEMA, CostConfig, TrainVariant, compile_breakeven, load_results, targets
+from rmt_lib.cost import SCHEMA, CostConfig, TrainVariant, compile_breakeven, compile_sentence, load_results, targets
 from rmt_lib.cost.flops import forward_flops, matmul_parameters, rmt_flops
 from rmt_lib.cost.isolation import _PRELOAD, run_isolated, run_measured
 from rmt_lib.cost.points import full_attention_backbone, train_point
@@ -285,6 +285,10 @@ def test_compile_breakeven_pairs_the_compiled_run_with_its_eager_twin():
     got = compile_breakeven({"training": {"runs": runs}})
     assert got == pytest.approx(dict(speedup=2.0, compile_s=60.0, breakeven_steps=60.0))
     assert compile_breakeven({"training": {"runs": runs[:2]}}) is None
+    assert compile_sentence({"training": {"runs": runs}}).startswith("it made the step 2.00 times faster, after 60 seconds")
+    assert "no compiled variant" in compile_sentence({"training": {"runs": runs[:2]}})
+    slower = runs[:2] + [run("compiled", True, 3.0, 62.5)]
+    assert "never pays" in compile_sentence({"training": {"runs": slower}})
 
 
 def test_an_evaluate_row_is_its_median_run_with_every_run_kept(monkeypatch):

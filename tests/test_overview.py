@@ -50,6 +50,9 @@ def test_every_claim_gets_a_row_with_a_computed_verdict_and_its_chapter():
     assert "Not met: (b) the memory stays put" in summary
     assert overview.verdict_summary([r for r in rows if r.check is None or r.check.status == "met"]).startswith("All ")
     assert "(n = 10 samples)" in by_claim["(c) writing attends to the fact's tokens, mean over heads (32 segments)"].measured
+    targets = overview.accuracy_targets_text()
+    assert targets.startswith("at least 99% at 32 segments; at least 94% at 256 segments; at least 84% at 2,048")
+    assert "at 16k 1 point below its 100%" in targets
     table = overview.claims_markdown(rows)
     assert table.count("\n") == len(rows) + 1 and "{doc}`figure8b`" in table
 

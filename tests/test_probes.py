@@ -590,6 +590,20 @@ def test_probe_drift_summarises_how_the_drift_comes_about(model, tokenizer, back
     assert out["stretch"] == float(np.median([r["stretch"] for r in records]))
 
 
+def test_drift_conclusion_follows_the_check_and_says_how_the_memory_drifts():
+    drift = {"straightness": {"low": 0.05, "high": 0.15}, "stretch": 100, "ratio": {"estimate": 0.9},
+             "path_over_jump": {"estimate": 10.0}}
+    assert probes.drift_conclusion(drift, met=True).startswith("The paper's blocks are reproduced")
+    text = probes.drift_conclusion(drift, met=False)
+    assert "only half reproduced" in text and "about 0.10 of a fact's jump" in text and "wanders, ending 0.90" in text
+
+
+def test_reset_finding_reads_the_interval_against_chance():
+    assert probes.reset_finding({"low": 0.16, "high": 0.27}, 1 / 6) == (
+        "not distinguishable from", "there is no sign that the answer reaches the fact without the memory")
+    assert probes.reset_finding({"low": 0.3, "high": 0.4}, 1 / 6)[0] == "above"
+
+
 def test_drift_shape_compares_the_steps_with_a_random_walk():
     def shape(low, high, stretch=100):  # a random walk: straightness about 0.1
         return probes.drift_shape({"straightness": {"low": low, "high": high}, "stretch": stretch})

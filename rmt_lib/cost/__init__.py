@@ -24,10 +24,10 @@ The modules:
 - `results`: reading a results file for the chapter (`load_results`, `targets`, `inference_rows`, ...).
 """
 from rmt_lib.cost.results import (MFU_TARGET, REFERENCE_SPEEDUP_TARGET, SCHEMA, TARGETS, compile_breakeven,
-                                  inference_rows, load_results, load_training_reference, targets,
+                                  compile_sentence, inference_rows, load_results, load_training_reference, targets,
                                   speedup_quartiles, training_reference_rows, training_reference_verdict)
 from rmt_lib.cost.sweep import LENGTHS, CostConfig, TrainVariant, run_cost
 
-__all__ = ["LENGTHS", "SCHEMA", "TARGETS", "CostConfig", "TrainVariant", "compile_breakeven", "inference_rows",
-           "load_results", "run_cost", "targets", "MFU_TARGET", "REFERENCE_SPEEDUP_TARGET", "load_training_reference",
+__all__ = ["LENGTHS", "SCHEMA", "TARGETS", "CostConfig", "TrainVariant", "compile_breakeven", "compile_sentence",
+           "inference_rows", "load_results", "run_cost", "targets", "MFU_TARGET", "REFERENCE_SPEEDUP_TARGET", "load_training_reference",
            "speedup_quartiles", "training_reference_rows", "training_reference_verdict"]

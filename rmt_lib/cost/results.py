@@ -96,6 +96,19 @@ def compile_breakeven(results: dict[str, Any]) -> dict[str, float] | None:
     return None
 
 
+def compile_sentence(results: dict[str, Any]) -> str:
+    """What `torch.compile` bought this run (`compile_breakeven`), as the end of a sentence for the prose."""
+    compiled = compile_breakeven(results)
+    if compiled is None:
+        return "this run measured no compiled variant beside its eager twin."
+    if compiled["speedup"] <= 1:
+        return (f"here it made the step no faster ({compiled['speedup']:.2f} times the eager step's speed), so its "
+                "compilation never pays.")
+    return (f"it made the step {compiled['speedup']:.2f} times faster, after {compiled['compile_s']:.0f} seconds of "
+            "compilation (its warm-up less the eager variant's), which the faster steps repay after "
+            f"{compiled['breakeven_steps']:.0f} steps.")
+
+
 def inference_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per length: RMT and full-attention time and memory side by side (None where not measured)."""
     inf = results["inference"]

@@ -29,8 +29,8 @@ from rmt_lib.probes.heads import HeadComparison, head_choice_stability, head_com
 from rmt_lib.probes.heldout import MEASURE_SEED, HeldOutProbe, held_out_probe
 from rmt_lib.probes.memory import change_ratio, distance_matrix, drift, memory_change
 from rmt_lib.probes.patch import (FRAME_ACTIONS, InterventionFrames, PatchPair, intervention_frames, patch_memory,
-                                  patch_pairs)
-from rmt_lib.probes.run import drift_shape, probe_drift, probe_generated, probe_samples
+                                  patch_pairs, reset_finding)
+from rmt_lib.probes.run import drift_conclusion, drift_shape, probe_drift, probe_generated, probe_samples
 from rmt_lib.probes.summary import ROLES, change_by_role, read_units, segment_roles, summarize, write_units
 from rmt_lib.probes.tracking import (asked_trajectory, fact_retention, overwrite_samples, overwriting,
                                      retention_findings)
@@ -38,12 +38,12 @@ from rmt_lib.probes.tracking import (asked_trajectory, fact_retention, overwrite
 __all__ = ["AUC_TARGET", "DRIFT_RATIO_TARGET", "drift_check", "target_check", "MEASURE_SEED", "WRITE_LIFT_TARGET", "FailureReport", "HeadComparison", "HeldOutProbe",
            "SampleOutcome", "TargetCheck", "describe_outcome", "estimate", "failure_cases", "figure8_checks",
            "head_choice_stability", "head_comparison", "held_out_probe", "read_units", "prose_control_finding", "relation",
-           "sample_numbers", "write_units", "drift", "drift_shape", "probe_drift",
+           "sample_numbers", "write_units", "drift", "drift_conclusion", "drift_shape", "probe_drift",
            "ROLES", "AttentionLayout", "Figure8Inputs", "SampleCapture", "attention_map", "capture_sample",
            "change_by_role", "change_ratio", "choose_head", "distance_matrix", "fact_mask", "figure8_inputs",
            "memory_change", "probe_generated", "probe_samples", "read_attention_share", "read_memory_baseline",
            "segment_roles", "summarize", "to_json", "token_share", "write_attention_share", "write_probe_json",
            "CLASSES", "LinearProbe", "MemoryStates", "collect_memory_states", "decoding_accuracy", "decoding_records",
            "fit_decoding_probe", "held_out_states", "untrained_copy", "FRAME_ACTIONS", "InterventionFrames",
-           "PatchPair", "intervention_frames", "patch_memory", "patch_pairs", "asked_trajectory", "fact_retention", "retention_findings",
+           "PatchPair", "intervention_frames", "patch_memory", "patch_pairs", "reset_finding", "asked_trajectory", "fact_retention", "retention_findings",
            "overwrite_samples", "overwriting"]

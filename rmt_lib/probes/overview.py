@@ -130,6 +130,16 @@ def claims_markdown(rows: list[ClaimRow]) -> str:
                           [[r.claim, r.paper, r.measured, r.verdict, f"{{doc}}`{r.chapter}`"] for r in rows])
 
 
+def accuracy_targets_text() -> str:
+    """The accuracy thresholds and where they come from (the paper's RMT, Table 4), for the prose."""
+    rmt = paper.TABLE4_QA1["RMT"]
+    listed = "; ".join(f"at least {target:.0%} at {n:,} segments" for n, target in ACCURACY_TARGETS.items())
+    below = rmt["16k"] - round(100 * ACCURACY_TARGETS[paper.segments_for(paper.TABLE4_LENGTHS["16k"])])
+    return (f"{listed}: the paper's {rmt['128k']}% at 128k and {rmt['1M']}% at 1M, and at 16k {below} point"
+            f"{'s' if below != 1 else ''} below its {rmt['16k']}%, so that a single wrong answer leaves the estimate "
+            "above the threshold")
+
+
 def verdict_summary(rows: list[ClaimRow]) -> str:
     """One sentence for the prose: how many claims with a threshold are met, and which are met by the
     estimate only or not met."""
@@ -159,4 +169,4 @@ def _verdict(check: TargetCheck, as_percent: bool = False) -> str:
 
 
 __all__ = ["ACCURACY_TARGETS", "CLAIMS_FILE", "ClaimRow", "claim_rows", "claims_markdown",
-           "measure_claims", "read_claims", "verdict_summary", "write_claims"]
+           "accuracy_targets_text", "measure_claims", "read_claims", "verdict_summary", "write_claims"]

@@ -23,7 +23,7 @@ and run the rest of the recipient from it:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +34,7 @@ from rmt_lib.data.grammar import fact_sentence, parse_fact, parse_question
 from rmt_lib.model.capture import run_with_cache
 from rmt_lib.probes.decode import MemoryStates, with_facts, collect_memory_states
 from rmt_lib.probes.memory import memory_change
-from rmt_lib.stats import DEFAULT_BOOTSTRAP_SEED, bootstrap_mean
+from rmt_lib.stats import DEFAULT_BOOTSTRAP_SEED, bootstrap_mean, relation
 
 DONOR_SEED_BASE = 1_000_003  # donors' prose is drawn with seeds far from any recipient's
 
@@ -261,3 +261,12 @@ def intervention_frames(model, tokenizer, probe, pair: PatchPair,
                               probe.probabilities(rec.states[0][own]), rec.world[0][own], rec.asked[0],
                               LOCATIONS[rec.targets[0]], LOCATIONS[don.targets[0]],
                               tuple(f[0] for f in rec.facts[0]), tuple(f[0] for f in don.facts[0]), S)
+
+
+def reset_finding(reset_right: Mapping, chance: float) -> tuple[str, str]:
+    """Where the answer stands with the memory reset after the fact (`patch_memory`'s summary "reset_right"):
+    its interval's relation to `chance` ("above", "below", "not distinguishable from") and what that says."""
+    where = relation(reset_right, chance)
+    if where == "above":
+        return where, "the answer keeps some trace of the fact, or a prior over locations, outside the memory"
+    return where, "there is no sign that the answer reaches the fact without the memory"

@@ -101,7 +101,8 @@ def probe_drift(model, tokenizer, *, n_samples: int = 50, n_segments: int = 256,
     interval, ...}``: one record per sample (stretch, drift, jump, path, ratio), the median ratio with a
     bootstrap interval (resampling samples), and as medians with intervals how the drift comes about:
     ``path_over_jump``, the length of the memory's way across the stretch in jumps, and ``straightness``,
-    drift over that path (`rmt_lib.probes.memory.drift`); ``stretch`` is the median stretch. Memory only: no attention maps are captured."""
+    drift over that path (`rmt_lib.probes.memory.drift`); ``stretch`` is the median stretch. Memory only: no
+    attention maps are captured."""
     kept, draw = [], 0
     while len(kept) < n_samples:
         if draw > 50:
@@ -139,6 +140,20 @@ def drift_shape(drift: dict) -> str:
     if straight["high"] < walk / 2:
         return ("the steps largely cancel: the memory jitters about one place, and the drift is what is left")
     return "the steps add up about as steps in random directions would: the memory wanders"
+
+
+def drift_conclusion(drift: dict, met: bool) -> str:
+    """Whether the paper's blocks (jumps at facts, stillness between them) are reproduced, for the prose: `met`
+    is the drift check's verdict (`rmt_lib.probes.claims.drift_check`), and where it fails, how the drift comes
+    about (`drift_shape`) and how far a stretch moves the memory."""
+    if met:
+        return ("The paper's blocks are reproduced: the memory jumps at facts and, by the drift check, stays put "
+                "between them.")
+    step = drift["path_over_jump"]["estimate"] / drift["stretch"]
+    return ("The paper's blocks are only half reproduced: the memory jumps at facts, but by the drift check it "
+            f"does not stay put between them. Each distractor segment moves it about {step:.2f} of a fact's jump, "
+            f"and over a stretch {drift_shape(drift)}, ending {drift['ratio']['estimate']:.2f} of a jump from where "
+            "it started. So the memory can tell facts from distractors segment by segment and still drift.")
 
 
 def needed_segments(enc, attention_segments: str) -> set[int]:

@@ -125,10 +125,10 @@ def retention_findings(summary: dict, n_segments: int) -> tuple[str, str]:
                  "the way from the fact to the question (0: at once, 1: at the question).")
     aucs = {k: summary[k] for k in ("auc_drift", "auc_low_confidence") if k in summary}
     if aucs:
+        drift, confidence = (interval_text(aucs[k], 2) for k in ("auc_drift", "auc_low_confidence"))
         text += (" The memory's drift between the fact and the question (their distance over the fact's own "
-                 f"jump) tells wrong answers from right ones with a ROC-AUC of {interval_text(aucs['auc_drift'], 2)}, the "
-                 f"probe's confidence at the question with {interval_text(aucs['auc_low_confidence'], 2)} (0.5: no better "
-                 "than a coin; 1: perfectly).")
+                 f"jump) tells wrong answers from right ones with a ROC-AUC of {drift}, the probe's confidence at "
+                 f"the question with {confidence} (0.5: no better than a coin; 1: perfectly).")
     if n_wrong < 10:
         text += f" With {n_wrong} wrong answers these are anecdotes more than rates: the intervals say how wide."
     finding = (f"Of the {n_wrong} wrong answers at {n_segments} segments, {kept:.0%} still held the fact at the "
