@@ -221,6 +221,66 @@ def test_a_lead_in_stage_starts_each_step_from_the_memory_its_prose_leaves(tmp_p
         assert memory.shape == (8, *initial.shape) and not torch.allclose(memory[0], initial)
 
 
+CARRYING = dataclasses.replace(TINY, model=TINY.model.replace(aux_every_segment=True),
+                               stages=TINY.stages + (Stage(2, 6, 8, carry_memory=0.5),), checkpoint_every=1)
+
+
+def test_a_carrying_stage_continues_rows_from_the_memory_and_labels_their_last_input_left(tmp_path, monkeypatch):
+    import rmt_lib.train.loop as loop
+    from rmt_lib.data.batching import NOT_SEEN
+
+    steps, starts = [], []
+    real_step, real_continue = loop.train_step, Trainer._continue
+
+    def step(model, optimizer, batch, grad_clip, forward=None, memory=None):
+        out = real_step(model, optimizer, batch, grad_clip, forward=forward, memory=memory)
+        steps.append((batch.aux_labels.clone(), out.memory.detach().clone()))
+        return out
+
+    def continue_(self, stage, batch):
+        given, start = real_continue(self, stage, batch)
+        initial = self.model.cell.initial_memory.detach().clone()  # (M, D) as this step finds it
+        starts.append((self._carried, batch.aux_labels, given.aux_labels, start, initial))
+        return given, start
+    monkeypatch.setattr(loop, "train_step", step)
+    monkeypatch.setattr(Trainer, "_continue", continue_)
+    trainer = Trainer(CARRYING, tmp_path / "run", progress=False)
+    trainer.run()
+    assert len(starts) == 6 and starts[0][0] is None and starts[0][3] is None  # the first inputs start afresh
+    continued = restarted = 0
+    for (labels_before, left), ((memory, labels), raw, given, start, initial) in zip(steps[-6:], starts[1:]):
+        assert torch.equal(memory, left) and torch.equal(labels, labels_before[:, -1])  # what the last step left
+        for row in range(len(raw)):
+            if torch.equal(start[row], left[row]):  # this row's input continues the story its last one told
+                continued += 1
+                expected = torch.where(raw[row] == NOT_SEEN, labels[row], raw[row])  # unnamed actors stay put
+            else:  # a fresh story: the initial memory, every actor unseen until named
+                restarted += 1
+                assert torch.equal(start[row], initial)
+                expected = raw[row]
+            assert torch.equal(given[row], expected)
+    assert continued and restarted  # probability 0.5 over 5 x 8 rows
+
+
+def test_a_carrying_stage_resumed_in_the_middle_ends_with_the_same_weights(tmp_path, monkeypatch):
+    train(CARRYING, tmp_path / "whole", progress=False)
+    real = Trainer.save_checkpoint
+
+    def crash_after_a_mid_stage_checkpoint(self):
+        real(self)
+        if self.state.stage == len(TINY.stages) and self._carried is not None and self.state.step == 3:
+            raise KeyboardInterrupt  # the checkpoint holds the rows' memory states and labels
+    monkeypatch.setattr(Trainer, "save_checkpoint", crash_after_a_mid_stage_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        train(CARRYING, tmp_path / "cut", progress=False)
+    monkeypatch.setattr(Trainer, "save_checkpoint", real)
+    assert "carried.memory" in load_file(tmp_path / "cut" / "checkpoint.safetensors")
+    train(CARRYING, tmp_path / "cut", resume=True, progress=False)
+    a = load_file(tmp_path / "whole" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "cut" / "model" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_a_stage_validates_its_model_overrides():
     with pytest.raises(ValueError, match="bptt_depth"):
         Stage(64, 10, bptt_depth=0)
@@ -242,6 +302,11 @@ def test_a_stage_validates_its_model_overrides():
         Stage(64, 10, lead_in=0)
     with pytest.raises(ValueError, match="lead_in"):
         Stage(64, 10, chunk=16, lead_in=8)
+    for bad in (0.0, 1.0, 1.5, True):
+        with pytest.raises(ValueError, match="carry_memory"):
+            Stage(64, 10, carry_memory=bad)
+    with pytest.raises(ValueError, match="leave lead_in and chunk"):
+        Stage(64, 10, carry_memory=0.5, lead_in=8)
 
 
 def test_config_booleans_are_booleans():

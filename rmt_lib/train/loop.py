@@ -26,6 +26,7 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from rmt_lib.data import Batch, distractor_tokens, load_tokenizer
+from rmt_lib.data.batching import NOT_SEEN
 from rmt_lib.jsonio import atomic_path, check_output_path, write_text_atomic
 from rmt_lib.model import RecurrentMemoryTransformer, from_pretrained, save_pretrained
 from rmt_lib.model.checkpoint import load_model_tensors, model_tensors
@@ -49,7 +50,7 @@ class RunState:
     history: list[dict[str, Any]] = field(default_factory=list)  # one summary per finished stage
 
 
-_TRAIN, _MIX, _VALIDATION, _NOISE, _LEAD_IN = 0, 1, 2, 3, 4  # independent seed streams
+_TRAIN, _MIX, _VALIDATION, _NOISE, _LEAD_IN, _CARRY = 0, 1, 2, 3, 4, 5  # independent seed streams
 
 
 def _seed_for(cfg: TrainConfig, stream: int, *keys: int) -> int:
@@ -80,6 +81,8 @@ class Trainer:
         self._validation: dict[int, list[Batch]] = {}
         self._stream: tuple[tuple[int, int], Batch] | None = None  # a streamed stage's inputs: ((stage, index), batch)
         self._carry: torch.Tensor | None = None  # (B, M, D) where a streamed stage's next piece starts
+        # Stage.carry_memory: what each batch row's last input left, (B, M, D) memory and (B, A) auxiliary labels
+        self._carried: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # --- the loop ---------------------------------------------------------------------------------
 
@@ -94,9 +97,9 @@ class Trainer:
     def _run_stage(self, started: float) -> None:
         cfg, st = self.cfg, self.state
         stage = cfg.stages[st.stage]
-        if stage.chunk is not None and self.world > 1:
-            raise ValueError(f"stage {st.stage + 1} is streamed (chunk={stage.chunk}); streamed stages train in one "
-                             "process (each rank's memory state would need its own checkpoint)")
+        if (stage.chunk is not None or stage.carry_memory is not None) and self.world > 1:
+            raise ValueError(f"stage {st.stage + 1} carries memory states across steps (chunk or carry_memory); such "
+                             "stages train in one process (each rank's memory states would need their own checkpoint)")
         bar = tqdm(total=stage.max_steps, initial=st.step, disable=not self.progress or self.rank,
                    desc=f"stage {st.stage + 1}/{len(cfg.stages)}: {stage.n_segments} seg", unit="step",
                    dynamic_ncols=True, leave=True)
@@ -141,12 +144,17 @@ class Trainer:
         local, n_segments = (self._chunk(stage), stage.n_segments) if stage.chunk is not None else self._batch(stage)
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(cfg, st.step, stage.max_steps, stage.lr)
-        memory = self._lead_in(stage) if stage.lead_in else self._carry
+        if stage.carry_memory is not None:
+            local, memory = self._continue(stage, local)
+        else:
+            memory = self._lead_in(stage) if stage.lead_in else self._carry
         torch.manual_seed(_seed_for(cfg, _NOISE, st.stage, st.step))  # memory noise: the same after a resume
         with self.model.training_overrides(**stage.model_overrides):
             out = train_step(self.model, self.optimizer, local, cfg.grad_clip, forward=self.ddp, memory=memory)
         if stage.chunk is not None:
             self._carry = None if local.labels is not None else out.memory.detach()  # (B, M, D)
+        if stage.carry_memory is not None:
+            self._carried = (out.memory.detach(), local.aux_labels[:, -1])  # (B, M, D), (B, A)
         change = None if out.memory_change is None else out.memory_change.item()
         if local.labels is None:
             return None, None, local.input_ids.numel(), n_segments, change
@@ -178,6 +186,23 @@ class Trainer:
         n = stage.batch_size // self.world  # this rank's rows, as _shard cuts the batch
         self.model.eval()
         return self.model(torch.from_numpy(ids[self.rank * n:(self.rank + 1) * n]).to(self.device)).memory
+
+    def _continue(self, stage: Stage, batch: Batch) -> tuple[Batch, torch.Tensor | None]:
+        """Stage.carry_memory: where each row's input starts, (B, M, D), and the batch with its auxiliary labels
+        continued. A row continues (with probability carry_memory, drawn from the step's seed) from the memory
+        state its previous input left, and an actor the new input has not named yet is where the previous input
+        left it; otherwise the row starts from the initial memory, every actor not seen. None on the stage's
+        first step (every row starts from the initial memory)."""
+        if self._carried is None:
+            return batch, None
+        memory, labels = self._carried  # (B, M, D), (B, A)
+        rng = np.random.default_rng(_seed_for(self.cfg, _CARRY, self.state.stage, self.state.step))
+        keep = torch.from_numpy(rng.random(len(batch)) < stage.carry_memory).to(self.device)  # (B,)
+        initial = self.model.cell.initial_memory.expand_as(memory)  # (B, M, D), its gradient kept for the reset rows
+        start = torch.where(keep[:, None, None], memory, initial)
+        before = torch.where(keep[:, None], labels, NOT_SEEN)[:, None]  # (B, 1, A) the state before the input
+        aux = torch.where(batch.aux_labels == NOT_SEEN, before, batch.aux_labels)  # (B, S, A)
+        return Batch(batch.input_ids, batch.attention_mask, batch.labels, aux), start
 
     def _chunk(self, stage: Stage) -> Batch:
         """A streamed stage's piece for this step: `stage.chunk` segments of the current inputs, their
@@ -221,7 +246,7 @@ class Trainer:
         st.history.append(summary)
         self._log(summary)
         st.stage, st.step, st.best_accuracy, self.mean = st.stage + 1, 0, -1.0, None
-        self._stream = self._carry = None
+        self._stream = self._carry = self._carried = None
         st.elapsed = time.perf_counter() - started
         self._new_optimizer()
         self.save_checkpoint()
@@ -271,6 +296,8 @@ class Trainer:
         tensors |= {f"mean.{k}": v for k, v in (self.mean or {}).items()}
         if self._carry is not None:  # in the middle of a streamed stage's inputs
             tensors["carry"] = self._carry.detach().cpu().contiguous()
+        if self._carried is not None:  # in a stage whose inputs continue the memory their rows' last ones left
+            tensors["carried.memory"], tensors["carried.labels"] = (t.detach().cpu().contiguous() for t in self._carried)
         opt = self.optimizer.state_dict()
         for idx, slots in opt["state"].items():
             tensors |= {f"optim.{idx}.{k}": v.detach().cpu().contiguous() for k, v in slots.items()}
@@ -292,6 +319,8 @@ class Trainer:
         self.best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
         self.mean = {k[5:]: v for k, v in tensors.items() if k.startswith("mean.")} or None
         self._carry = tensors["carry"].to(self.device) if "carry" in tensors else None
+        self._carried = ((tensors["carried.memory"].to(self.device), tensors["carried.labels"].to(self.device))
+                         if "carried.memory" in tensors else None)
         self.state = RunState(**json.loads(meta["run_state"]))
         self._new_optimizer()
         groups = json.loads(meta["param_groups"])
