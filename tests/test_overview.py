@@ -35,8 +35,8 @@ def test_every_claim_gets_a_row_with_a_computed_verdict_and_its_chapter():
     by_claim = {r.claim: r for r in rows}
     assert by_claim["(b) the memory stays put through 100+ distractor segments"].verdict == "met (threshold <= 0.5)"
     assert by_claim["(a) the memory jumps at fact segments, not elsewhere (32 segments)"].check.status == "met"
-    assert "above uniform" in by_claim["(d) the question reads the memory (32 segments)"].verdict
-    control = by_claim["(d) the question reads the memory more than the prose beside it (32 segments)"]
+    assert "above uniform" in by_claim["(d) the question attends to the memory (32 segments)"].verdict
+    control = by_claim["(d) the question attends to the memory more than the prose beside it (32 segments)"]
     assert control.verdict == "no threshold set: above zero" and "0.800 [0.700, 0.900]" in control.measured
     at_128k = by_claim["QA1 accuracy at the paper's 128k (256 segments)"]
     assert at_128k.paper == f"RMT {paper.TABLE4_QA1['RMT']['128k']}%, ARMT {paper.TABLE4_QA1['ARMT']['128k']}% (Table 4)"

@@ -103,13 +103,13 @@ def claim_rows(claims: Mapping, accuracy) -> list[ClaimRow]:
     read = lookup(summaries[f"{FIGURE8_SHORT} segments"], "read_attention", "mean_over_heads", "share")
     baseline = lookup(summaries[f"{FIGURE8_SHORT} segments"], "read_attention", "memory_baseline", "estimate")
     if read is not None and baseline is not None:
-        rows.append(ClaimRow(f"(d) the question reads the memory ({FIGURE8_SHORT} segments)",
+        rows.append(ClaimRow(f"(d) the question attends to the memory ({FIGURE8_SHORT} segments)",
                              "panel (d): the answer attends to the read memory", None,
                              f"{interval_text(read)} of attention, uniform {baseline:.3f} (n = {read.get('n')} samples)",
                              f"no threshold set: {relation(read, baseline)} uniform", "figure8d"))
     control = lookup(summaries[f"{FIGURE8_SHORT} segments"], "read_attention", "prose_control", "lift_difference")
     if control is not None:
-        rows.append(ClaimRow(f"(d) the question reads the memory more than the prose beside it ({FIGURE8_SHORT} "
+        rows.append(ClaimRow(f"(d) the question attends to the memory more than the prose beside it ({FIGURE8_SHORT} "
                              "segments)", "panel (d): the answer, not every token, attends to the memory", None,
                              f"lift difference {interval_text(control)} (n = {control.get('n')} samples)",
                              f"no threshold set: {relation(control, 0.0)} zero", "figure8d"))
