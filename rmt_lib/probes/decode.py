@@ -165,20 +165,25 @@ class LinearProbe:
     bias: np.ndarray  # (A * C,)
 
     @classmethod
-    def fit(cls, train: MemoryStates, *, l2: float = 1e-3, max_iter: int = 200) -> "LinearProbe":
-        """Fit on every state of `train` (full-batch L-BFGS from zero weights: the loss is convex, so the
-        same states give the same probe)."""
-        if l2 < 0 or max_iter < 1:
-            raise ValueError(f"l2 must be >= 0 and max_iter >= 1, got {l2}, {max_iter}")
+    def fit(cls, train: MemoryStates, *, l2: float = 1e-3, max_iter: int = 2000,
+            tolerance: float = 1e-6) -> "LinearProbe":
+        """Fit on every state of `train`: full-batch L-BFGS from zero weights, in float64, until no gradient
+        entry exceeds `tolerance`. The loss is strictly convex, so running it to its minimum (not for a fixed
+        number of steps) gives the same probe for the same states on any CPU: stopped early, the last bits
+        of the states, which differ between vector units, steered the path and flipped decoded classes."""
+        if l2 < 0 or max_iter < 1 or tolerance <= 0:
+            raise ValueError(f"l2 must be >= 0, max_iter >= 1 and tolerance > 0, got {l2}, {max_iter}, {tolerance}")
         x, y = train.training_set()  # (N, F), (N, A)
+        x = x.astype(np.float64)
         mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
-        xs = torch.from_numpy((x - mean) / scale).float()
+        xs = torch.from_numpy((x - mean) / scale)
         labels = torch.from_numpy(y).flatten()  # (N * A,)
         C = len(CLASSES)
-        linear = torch.nn.Linear(xs.shape[1], y.shape[1] * C)
+        linear = torch.nn.Linear(xs.shape[1], y.shape[1] * C, dtype=torch.float64)
         torch.nn.init.zeros_(linear.weight)
         torch.nn.init.zeros_(linear.bias)
-        opt = torch.optim.LBFGS(linear.parameters(), max_iter=max_iter, line_search_fn="strong_wolfe")
+        opt = torch.optim.LBFGS(linear.parameters(), max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
+                                tolerance_grad=tolerance, tolerance_change=1e-12)
 
         def closure():
             opt.zero_grad()
