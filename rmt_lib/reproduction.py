@@ -48,23 +48,17 @@ _EVALUATE = "python -m rmt_lib evaluate"
 # (benchmarks/paper_model.py needs the paper's model, a download) and training_reference.json
 # (benchmarks/training_reference.py needs the reference RMT code, read from a path the user gives).
 STEPS: tuple[Step, ...] = (
-    Step("train", "python -m rmt_lib train --config default --output runs/default",
-         "the default curriculum's run and model (runs/default)"),
-    Step("noise_branch", "python -m rmt_lib train --config noise-branch --from-model runs/default/model "
-                         "--output runs/noise-branch", "a stage at 256 segments with memory noise (runs/noise-branch)"),
-    Step("lead_in_branch", "python -m rmt_lib train --config lead-in-branch --from-model runs/default/model "
-                           "--output runs/lead-in-branch", "a stage at 256 segments with lead-ins (runs/lead-in-branch)"),
-    Step("average", "python -m rmt_lib average runs/default/model runs/noise-branch/model runs/lead-in-branch/model "
-                    "--output data/model", "data/model, the shipped model: the average of the three"),
+    Step("train", "python -m rmt_lib train --config default --output runs/default --model-dir data/model",
+         "the default curriculum's run (runs/default) and its model, the shipped one (data/model)"),
     Step("baseline", "python -m rmt_lib train --config baseline --output runs/baseline --model-dir data/baseline",
          "data/baseline"),
     Step("evaluation", f"{_EVALUATE} --segments 1 2 4 8 16 32 64 128 256 --samples 500 "
                        "--output data/results/evaluation.json", "data/results/evaluation.json"),
-    Step("evaluation_long", f"{_EVALUATE} --segments 1024 2048 --samples 100 --seed 100 "
+    Step("evaluation_long", f"{_EVALUATE} --segments 1024 2048 --samples 300 --seed 100 "
                             "--output data/results/evaluation_long.json", "data/results/evaluation_long.json"),
     Step("evaluation_babi", f"{_EVALUATE} --babi {BABI_QA1_TEST} --segments 4 8 16 32 64 128 256 --samples 500 "
                             "--output data/results/evaluation_babi.json", "data/results/evaluation_babi.json"),
-    Step("evaluation_babi_long", f"{_EVALUATE} --babi {BABI_QA1_TEST} --segments 1024 2048 --samples 100 --seed 100 "
+    Step("evaluation_babi_long", f"{_EVALUATE} --babi {BABI_QA1_TEST} --segments 1024 2048 --samples 300 --seed 100 "
                                  "--output data/results/evaluation_babi_long.json",
          "data/results/evaluation_babi_long.json"),
     Step("evaluation_baseline", f"{_EVALUATE} --checkpoint data/baseline --segments 1 2 4 8 16 32 64 128 256 "

@@ -59,7 +59,7 @@ def test_list_prints_the_steps_and_runs_nothing(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--only", "trian", "--output", "x.json"], "no step 'trian'; the steps are train, noise_branch, lead_in_branch, average, baseline"),
+    (["--only", "trian", "--output", "x.json"], "no step 'trian'; the steps are train, baseline, evaluation"),
     (["--skip", *NAMES, "--output", "x.json"], "leave no step"),
     (["--only", "train"], "--output is required"),
     (["--only", "evaluation", "--output", "."], "is a folder"),
@@ -105,9 +105,9 @@ def test_an_unwritable_record_fails_before_the_first_step(tmp_path):
 @pytest.mark.parametrize("make_trouble, names, message", [
     (lambda root: (root / "runs" / "default").mkdir(parents=True) or (root / "runs" / "default" / CHECKPOINT)
      .write_bytes(b"x"), ["train"], "runs/default already holds a training run"),
-    (lambda root: (root / "runs" / "lead-in-branch").mkdir(parents=True) or
-     (root / "runs" / "lead-in-branch" / CHECKPOINT).write_bytes(b"x"), ["lead_in_branch"],
-     r"runs/lead-in-branch already holds a training run.*--config lead-in-branch --output runs/lead-in-branch --resume"),
+    (lambda root: (root / "runs" / "baseline").mkdir(parents=True) or
+     (root / "runs" / "baseline" / CHECKPOINT).write_bytes(b"x"), ["baseline"],
+     r"runs/baseline already holds a training run.*--config baseline --output runs/baseline --resume"),
     (lambda root: None, ["evaluation_babi"], "qa1_single-supporting-fact_test.txt is not there"),
 ])
 def test_what_would_stop_a_step_hours_in_is_refused_first(make_trouble, names, message, tmp_path):

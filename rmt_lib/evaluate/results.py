@@ -28,11 +28,11 @@ _BABI_TEST = "../shared/babi/qa1_single-supporting-fact_test.txt"
 EVALUATION_COMMANDS: dict[str, tuple[str, ...]] = {
     "rmt": ("python -m rmt_lib evaluate --segments 1 2 4 8 16 32 64 128 256 --samples 500 "
             "--output data/results/evaluation.json",
-            "python -m rmt_lib evaluate --segments 1024 2048 --samples 100 --seed 100 "
+            "python -m rmt_lib evaluate --segments 1024 2048 --samples 300 --seed 100 "
             "--output data/results/evaluation_long.json"),
     "babi": (f"python -m rmt_lib evaluate --babi {_BABI_TEST} --segments 4 8 16 32 64 128 256 --samples 500 "
              "--output data/results/evaluation_babi.json",
-             f"python -m rmt_lib evaluate --babi {_BABI_TEST} --segments 1024 2048 --samples 100 --seed 100 "
+             f"python -m rmt_lib evaluate --babi {_BABI_TEST} --segments 1024 2048 --samples 300 --seed 100 "
              "--output data/results/evaluation_babi_long.json"),
     "baseline": ("python -m rmt_lib evaluate --checkpoint data/baseline --segments 1 2 4 8 16 32 64 128 256 "
                  "--samples 500 --output data/results/evaluation_baseline.json",),

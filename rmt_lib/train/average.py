@@ -1,9 +1,9 @@
 """Weight averaging: one model from several trained from the same start (a "model soup", Wortsman et al., 2022).
 
 Models fine-tuned from one model folder stay close enough in weight space that their uniform average is a
-model too, often a better one than each: measured here on the default curriculum's model and two stages
-appended to it (the shipped model is that average; TrainConfig.stages says by how much). It is an RMT like
-its ingredients, of one config and one tokenizer.
+model too, often a better one than each: measured here on the 64-wide default curriculum's model and two
+stages appended to it (the model shipped before the 96-wide one was that average; TrainConfig.stages says by
+how much). It is an RMT like its ingredients, of one config and one tokenizer.
 """
 from __future__ import annotations
 

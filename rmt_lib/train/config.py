@@ -50,15 +50,16 @@ class Stage:
     # Measured, appended to the default curriculum's model (`--from-model runs/default/model`; 100 validation
     # samples a length at 32 / 256 / 1,024 / 2,048 segments, drift over 63 two-fact samples of 256): a stage at
     # 256 (120 steps, lr 3e-5, lead-ins of up to 768 segments; 16.3 minutes on a slower CPU) gave 99 / 92 / 75
-    # / 67% and drift 0.94, against that model's 99 / 94 / 82 / 73% and 0.86. Alone it is no better; it is one
-    # of the three models the shipped one averages (preset lead-in-branch).
+    # / 67% and drift 0.94, against that model's 99 / 94 / 82 / 73% and 0.86. Alone it was no better; it was one
+    # of the three models the 64-wide model shipped before averaged.
     lead_in: int | None = None
     # Every this many steps the weights join a running mean, and the stage's model is that mean of the weights
     # it started from and of those (stochastic weight averaging, Izmailov et al., 2018), not its best
     # validation's. None: the best validation's weights. Measured late at 256 segments (a 200-step branch of the
     # curriculum's model, lr 3e-5): the mean of its start and its weights every 50 steps scored 99 / 93 / 81 / 79%
     # at 32 / 256 / 1,024 / 2,048 segments with drift 0.94, against its best validation's 99 / 92 / 78 / 68% and
-    # 0.90; better than the branch, no better than the shipped average of three branches (99 / 94 / 83 / 83%).
+    # 0.90; better than the branch, no better than the 64-wide average of three branches then shipped (99 / 94 /
+    # 83 / 83%).
     average_every: int | None = None
     # Each input of a batch row continues, with this probability, from the memory state that row's previous
     # input left (detached), and its auxiliary labels start from where that input's ended (an actor no fact of
@@ -67,15 +68,15 @@ class Stage:
     # 1 / (1 - carry_memory)), and the stage trains writing, keeping and reading facts from memory states that
     # have read thousands of segments, at no extra cost (a lead-in pays for every segment it reads).
     # None: every input starts from the initial memory.
-    # Measured, appended to the shipped average (a stage at 256 segments, batch 16, lr 3e-5; validation samples;
-    # an AMD EPYC of family 25, model 17): carry_memory 0.75 for 150 steps (9.0 minutes) answered 100 / 94 / 82 /
-    # 76% of 100 samples a length at 32 / 256 / 1,024 / 2,048 segments, drift 0.91, against the average's 100 /
-    # 96 / 75 / 64% and 0.90; but 68.7% against 70.0% of 300 other samples at 2,048 (paired: 43 answered by it
-    # alone, 47 by the average alone). 0.9 for 300 steps (16.6 minutes): 69.7% of those 300 (48 against 49),
-    # drift 0.97. A question asks about a fact of its own input, so this trains reading after a long history
-    # (training accuracy 0.81-0.94 on such batches), not keeping a fact for longer than one input, which
-    # the answers at 2,048 segments also need (data/results/evaluation_long.json: 79% where the fact lies in
-    # the last 512 segments, 58-69% further back). The shipped model trains without it.
+    # Measured, appended to the 64-wide average then shipped (a stage at 256 segments, batch 16, lr 3e-5;
+    # validation samples; an AMD EPYC of family 25, model 17): carry_memory 0.75 for 150 steps (9.0 minutes)
+    # answered 100 / 94 / 82 / 76% of 100 samples a length at 32 / 256 / 1,024 / 2,048 segments, drift 0.91,
+    # against the average's 100 / 96 / 75 / 64% and 0.90; but 68.7% against 70.0% of 300 other samples at
+    # 2,048 (paired: 43 answered by it alone, 47 by the average alone). 0.9 for 300 steps (16.6 minutes): 69.7%
+    # of those 300 (48 against 49), drift 0.97. A question asks about a fact of its own input, so this trains
+    # reading after a long history (training accuracy 0.81-0.94 on such batches), not keeping a fact for longer
+    # than one input, which the answers at 2,048 segments also need (the average's test evaluation there: 79%
+    # where the fact lay in the last 512 segments, 58-69% further back). The shipped model trains without it.
     carry_memory: float | None = None
 
     def __post_init__(self) -> None:
@@ -84,7 +85,8 @@ class Stage:
                                                   and 0.0 < self.carry_memory < 1.0):
             raise ValueError(f"Stage.carry_memory must be None or a probability in (0, 1), got {self.carry_memory!r}")
         if self.carry_memory is not None and (self.lead_in is not None or self.chunk is not None):
-            raise ValueError("Stage.carry_memory chooses where each input's memory starts; leave lead_in and chunk None")
+            raise ValueError("Stage.carry_memory chooses where each input's memory starts; "
+                             "leave lead_in and chunk None")
         if self.average_every is not None and (not isinstance(self.average_every, int)
                                                or isinstance(self.average_every, bool) or self.average_every < 1):
             raise ValueError(f"Stage.average_every must be None or an int >= 1 (steps), got {self.average_every!r}")
@@ -149,17 +151,19 @@ class TrainConfig:
     # 256 after that one (lr 1e-4, 150 steps) lowered every length.
     # Past it, measured and left out (100 validation samples at 256 / 1,024 / 2,048 segments, against 96 /
     # 70 / 71%): a stage at 512 (100 steps, batch 8, lr 5e-5), 86 / 50 / 43%; a second stage at 256 (200
-    # steps, lr 3e-5), 95 / 69 / 68%. Adopted instead: the shipped model is the uniform average of the weights
-    # of this curriculum's model and of the two that a late memory-noise stage and a lead-in stage made from it
-    # (presets noise-branch and lead-in-branch; RMTConfig.memory_noise, Stage.lead_in; each alone no better).
-    # It answered 69% of the test samples at 2,048 segments against this curriculum's model's 58%, and 83%
-    # against 73% of 100 validation samples; the same samples, paired: 39 answered by the average alone, 18 by
-    # the curriculum's model alone; at 256 segments 94.6% against 91.2% (500 test samples).
+    # steps, lr 3e-5), 95 / 69 / 68%. Shipped instead, at width 64: the uniform average of the weights of this
+    # curriculum's model and of the two that a late memory-noise stage (Stage(256, 200, 16, lr=3e-5,
+    # memory_noise=0.03)) and a lead-in stage (Stage(256, 120, 16, lr=3e-5, lead_in=768, eval_every=40)) made
+    # from it (`python -m rmt_lib average`; each branch alone no better). It answered 69% of the test samples at
+    # 2,048 segments against this curriculum's model's 58%, and 83% against 73% of 100 validation samples; the
+    # same samples, paired: 39 answered by the average alone, 18 by the curriculum's model alone; at 256
+    # segments 94.6% against 91.2% (500 test samples). This curriculum at width 96 (RMTConfig.hidden_size),
+    # alone, answers more than that average at 256, 1,024 and 2,048 segments, and is the shipped model.
     # Past the average, measured and left out (the same validation budget, drift over 64 samples): one more
     # stage at 256 trained from the average's weights (150 steps, lr 2e-5, memory noise 0.03, lead-ins of up
     # to 768 segments, the mean of its weights every 50 steps; 16 minutes) gave 99 / 96 / 83 / 67% and drift
     # 0.92, against the average's 99 / 94 / 83 / 83% and 0.90; the mean of the two, 99 / 94 / 81 / 76%.
-    # The whole curriculum: 37.6 minutes on two cores, compiled (data/model/metrics.jsonl, before the average).
+    # The whole curriculum, 96 wide: 40.8 minutes on two cores, compiled (data/model/metrics.jsonl).
     stages: tuple[Stage, ...] = (Stage(1, 1500), Stage(2, 1200, lr=1e-3), Stage(4, 1000, lr=1e-3),
                                  Stage(8, 300, lr=1e-3), Stage(16, 300, 32, lr=3e-4), Stage(32, 300, 32, lr=3e-4),
                                  Stage(64, 300, 16, lr=1e-4), Stage(96, 300, 16, lr=5e-5),
@@ -253,16 +257,9 @@ class TrainConfig:
 
 
 PRESETS: dict[str, TrainConfig] = {
-    # The default curriculum, the first of the three models the shipped one averages (README): `python -m
-    # rmt_lib train --config default`. Compiled: 37.6 minutes on 2 cores (its log: data/model/metrics.jsonl).
+    # The shipped model's curriculum (README): `python -m rmt_lib train --config default --output runs/default
+    # --model-dir data/model`. Compiled: 40.8 minutes on 2 cores (its log: data/model/metrics.jsonl).
     "default": TrainConfig(compile=True),
-    # The two branches of the shipped model: stages appended to the default curriculum, each trained from its
-    # model folder (`--from-model runs/default/model`); the shipped model is the average of the three models
-    # (`python -m rmt_lib average`, rmt_lib.train.average; the stages comment says what each did).
-    "noise-branch": TrainConfig(compile=True, stages=TrainConfig().stages + (
-        Stage(256, 200, 16, lr=3e-5, memory_noise=0.03),)),
-    "lead-in-branch": TrainConfig(compile=True, stages=TrainConfig().stages + (
-        Stage(256, 120, 16, lr=3e-5, lead_in=768, eval_every=40),)),
     # Minutes on 2 cores: the book's training chapter under CI.
     "ci": TrainConfig(stages=(Stage(1, 150), Stage(2, 60)), eval_every=30, eval_samples=128, checkpoint_every=30),
     # The no-memory baseline: the shipped model's backbone and answer head reading only the last segment.

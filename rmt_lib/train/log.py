@@ -189,9 +189,8 @@ def read_training_log(path: str | Path) -> TrainingLog:
     return TrainingLog(tuple(stages), relative(path))
 
 
-# What makes the shipped model's folder: the README's training commands, as the reproduction runs them.
-SHIPPED_RECIPE = ("python scripts/reproduce.py --only train noise_branch lead_in_branch average "
-                  "--output runs/reproduction.json")
+# What makes the shipped model's folder: the README's training command.
+SHIPPED_RECIPE = "python -m rmt_lib train --config default --output runs/default --model-dir data/model"
 
 
 def committed_training_log(model_dir: str | Path | None = None) -> TrainingLog | Missing:
