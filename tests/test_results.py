@@ -155,6 +155,17 @@ def _evaluation(lengths_correct: dict[int, tuple[int, int]]) -> dict:
     return dict(accuracy=sum(r["correct"] for r in rows) / len(rows), by_length=accuracy_by_length(rows), samples=rows)
 
 
+def test_sample_counts_are_described_by_runs_of_lengths():
+    curve = evaluate.accuracy_curve(_evaluation({1: (5, 5), 2: (5, 5), 4: (5, 5), 1024: (2, 3), 2048: (1, 3)}),
+                                    label="RMT", source="test")
+    assert evaluate.describe_sample_counts(curve) == ("5 samples per length from 1 to 4 segments, "
+                                                      "and 3 samples at 1,024 and 2,048 segments")
+    one = evaluate.accuracy_curve(_evaluation({1: (1, 2)}), label="RMT", source="test")
+    assert evaluate.describe_sample_counts(one) == "2 samples at 1 segment"
+    assert evaluate.describe_sample_counts(evaluate.committed_evaluation("rmt", "/nonexistent")).startswith(
+        "not measured yet")
+
+
 def test_accuracy_curve_reads_the_evaluate_contract():
     curve = evaluate.accuracy_curve(_evaluation({32: (9, 10), 1: (10, 10)}), label="RMT", source="test")
     assert curve.lengths == (1, 32)  # sorted by length, whatever the file's order

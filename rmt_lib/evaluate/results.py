@@ -180,6 +180,23 @@ def describe_at(curve: AccuracyCurve | Missing, n_segments: int) -> str:
     return f"{r.accuracy:.3f} [{r.low:.3f}, {r.high:.3f}] over {r.total:,} samples"
 
 
+def describe_sample_counts(curve: AccuracyCurve | Missing) -> str:
+    """How many samples each length has, for the prose: '500 samples per length from 1 to 256 segments,
+    and 300 at 1,024 and 2,048 segments' (runs of lengths with one count grouped); a note when absent."""
+    if isinstance(curve, Missing):
+        return f"not measured yet ({curve.what} is not there)"
+    groups: list[tuple[int, list[int]]] = []  # (samples, the consecutive lengths that have that many)
+    for r in curve.rows:
+        if groups and groups[-1][0] == r.total:
+            groups[-1][1].append(r.n_segments)
+        else:
+            groups.append((r.total, [r.n_segments]))
+    parts = [f"{n:,} samples per length from {lengths[0]:,} to {lengths[-1]:,} segments" if len(lengths) > 2
+             else f"{n:,} samples at {' and '.join(f'{k:,}' for k in lengths)} segment{'s' * (lengths != [1])}"
+             for n, lengths in groups]
+    return ", ".join(parts[:-1]) + (", and " if len(parts) > 1 else "") + parts[-1]
+
+
 def against_paper(curve: AccuracyCurve | Missing, length_name: str) -> str:
     """Where our accuracy at one of Table 4's lengths ("128k", "1M", ...) lies against the paper's RMT there,
     by our 95% interval: "above", "below" or "not distinguishable from"; "not measured against" when the
