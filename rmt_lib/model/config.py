@@ -84,7 +84,7 @@ class RMTConfig:
     # instead of drifting through distractor text. 0 turns it off. Measured at a fixed budget (the default
     # curriculum's first three stages, 24 minutes, trained to 4 segments; 200 test samples a length):
     # 0.05 gave 97.5 / 53.5 / 25.5% at 4 / 16 / 64 segments, none 98.5 / 62.0 / 28.5%. Late instead, in a
-    # stage at 256 segments appended to the default curriculum's model (200 steps, lr 3e-5, noise 0.03; 100
+    # stage at 256 segments appended to the 64-wide default curriculum's model (200 steps, lr 3e-5, noise 0.03; 100
     # validation samples a length): 99 / 92 / 84 / 73% at 32 / 256 / 1,024 / 2,048 segments and drift 0.86,
     # against that model's 99 / 94 / 82 / 73% and 0.86, within the samples' noise. The default curriculum
     # trains without it; that stage was one of the three models the 64-wide model shipped before averaged.
@@ -96,7 +96,7 @@ class RMTConfig:
     # segments (lr 1e-4; 200 test samples a length, drift over 30 two-fact samples): without it 94.5% at 64
     # segments, 54.5% at 256, drift ratio 1.84; with 100, 96.0%, 54.0%, 1.83 (the quiet change fell by a
     # quarter). The same penalty over every segment, weight 10: 93.0%, 52.0%, 2.22. Late, in a stage at 256
-    # segments appended to the default curriculum's model (Stage.memory_change_weight 200, 150 steps, lr
+    # segments appended to the 64-wide default curriculum's model (Stage.memory_change_weight 200, 150 steps, lr
     # 3e-5; 100 validation samples a length, drift over 63 two-fact samples): the quiet change fell by a fifth
     # (2.7e-3 to 2.0e-3), and the model answered 99 / 89 / 77 / 61% at 32 / 256 / 1,024 / 2,048 segments with
     # drift 0.89, against that model's 99 / 94 / 82 / 73% and 0.86; added as a fourth model to the 64-wide

@@ -47,7 +47,7 @@ class Stage:
     # trains writing, keeping and reading facts from memory states that have drifted through long distractor
     # stretches, as at test lengths past the curriculum (the log's tokens_per_s counts the inputs' tokens, not
     # the lead-in's). None: every input starts from the initial memory.
-    # Measured, appended to the default curriculum's model (`--from-model runs/default/model`; 100 validation
+    # Measured, appended to the 64-wide default curriculum's model (`--from-model runs/default/model`; 100 validation
     # samples a length at 32 / 256 / 1,024 / 2,048 segments, drift over 63 two-fact samples of 256): a stage at
     # 256 (120 steps, lr 3e-5, lead-ins of up to 768 segments; 16.3 minutes on a slower CPU) gave 99 / 92 / 75
     # / 67% and drift 0.94, against that model's 99 / 94 / 82 / 73% and 0.86. Alone it was no better; it was one
@@ -55,7 +55,7 @@ class Stage:
     lead_in: int | None = None
     # Every this many steps the weights join a running mean, and the stage's model is that mean of the weights
     # it started from and of those (stochastic weight averaging, Izmailov et al., 2018), not its best
-    # validation's. None: the best validation's weights. Measured late at 256 segments (a 200-step branch of the
+    # validation's. None: the best validation's weights. Measured late at 256 segments (a 200-step branch of the 64-wide
     # curriculum's model, lr 3e-5): the mean of its start and its weights every 50 steps scored 99 / 93 / 81 / 79%
     # at 32 / 256 / 1,024 / 2,048 segments with drift 0.94, against its best validation's 99 / 92 / 78 / 68% and
     # 0.90; better than the branch, no better than the 64-wide average of three branches then shipped (99 / 94 /
@@ -136,8 +136,8 @@ class TrainConfig:
     # (lr 5e-5) to 61%, and one at 128 sent validation at 128 towards chance both times it was tried.
     # With facts placed as BABILong places them (cut by segment boundaries), the short stages no longer
     # reach the 0.98 that ends them early (2 segments: 0.92 after 1,200 steps; 4: 0.97 after 1,000).
-    # The memory read after the last block (SHIPPED_MODEL) ends them earlier (2 segments: 0.98 after 900
-    # steps; 4: after 450).
+    # At width 64 the memory read after the last block (SHIPPED_MODEL) ended them earlier (2 segments: 0.98
+    # after 900 steps; 4: after 450); at width 96 they run their full budgets, to 0.94 (RMTConfig.hidden_size).
     # The stages from 16 segments on had 150, 150, 120 and 100 steps, to keep an eager run within the hour.
     # Compiled to one graph for every length, the curriculum costs half as much, and 300 steps each moved
     # every length (measured on one machine, the same seed; 200 test samples a length, at 32 / 96 / 256 /
@@ -149,7 +149,7 @@ class TrainConfig:
     # model shipped before, to 100 / 95.5 / 79.5 / 42.5% from 99.5 / 92.0 / 71.0 / 32.0%; a run of the same
     # curriculum on another machine, where rounding differs, to 98.5 / 84.5 / 56.5 / 31.5%, and a stage at
     # 256 after that one (lr 1e-4, 150 steps) lowered every length.
-    # Past it, measured and left out (100 validation samples at 256 / 1,024 / 2,048 segments, against 96 /
+    # At width 64, past it, measured and left out (100 validation samples at 256 / 1,024 / 2,048 segments, against 96 /
     # 70 / 71%): a stage at 512 (100 steps, batch 8, lr 5e-5), 86 / 50 / 43%; a second stage at 256 (200
     # steps, lr 3e-5), 95 / 69 / 68%. Shipped instead, at width 64: the uniform average of the weights of this
     # curriculum's model and of the two that a late memory-noise stage (Stage(256, 200, 16, lr=3e-5,
@@ -179,11 +179,11 @@ class TrainConfig:
     eval_samples: int = 256
     checkpoint_every: int = 50
     seed: int = 0
-    # torch.compile the memory cell for the training steps (RecurrentMemoryTransformer.compile_cell): 1.5x
+    # torch.compile the memory cell for the training steps (RecurrentMemoryTransformer.compile_cell): 1.4x
     # the tokens/s at 32 segments, batch 32 (data/results/training_reference.json), after a compilation per
     # batch shape. Off by default, since eager runs repeat bit for bit; the default preset turns it on.
     # Until the cell took contiguous inputs, every input length compiled anew and, past dynamo's limit of
-    # eight, the curriculum's later stages ran eager: its stages to 96 segments took 1,539 s; 715 s since.
+    # eight, the curriculum's later stages ran eager: its stages to 96 segments took 1,539 s; 715 s since (width 64).
     compile: bool = False
 
     def __post_init__(self) -> None:
