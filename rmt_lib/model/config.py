@@ -26,10 +26,11 @@ class RMTConfig:
     locations' tokens, and the auxiliary loss at every segment.
     """
 
-    # The positional scheme matters at this size. Measured at width 64 (scripts/compare_backbones.py, one seed each,
+    # The positional scheme matters at this size. Measured (scripts/compare_backbones.py, one seed each,
     # data/results/backbones.json; memory read after the final norm, as the reference reads it, since the
-    # shipped "last_block" path is Bloom's alone): steps to 90% validation at 1 segment were 400 for bloom
-    # (ALiBi), 550 for llama (RoPE), and gpt2 (learned absolute positions) was still at 74% after 1,000 steps.
+    # shipped "last_block" path is Bloom's alone): steps to 90% validation at 1 segment were 350 for bloom
+    # (ALiBi), 425 for llama (RoPE), and gpt2 (learned absolute positions) was still at 82% after 1,000 steps
+    # (at width 64: 400, 550 and 74%).
     backbone: BackboneName = "bloom"
     vocab_size: int = 2048  # the project's byte-level BPE (data/tokenizer.json)
     # Measured, the default curriculum at width 64 and at 96 (the same seed and stages; validation samples, the
