@@ -106,7 +106,7 @@ def test_a_malformed_log_line_is_named(tmp_path):
 def test_an_absent_training_log_is_a_missing_note_not_a_crash(tmp_path):
     missing = train_log.committed_training_log(tmp_path)
     assert isinstance(missing, paths.Missing) and not missing.available
-    assert "metrics.jsonl" in missing._repr_markdown_() and "scripts/reproduce.py --only train" in missing._repr_markdown_()
+    assert "metrics.jsonl" in missing._repr_markdown_() and "rmt_lib train --config default" in missing._repr_markdown_()
     with pytest.raises(FileNotFoundError):
         train_log.read_training_log(tmp_path / "metrics.jsonl")
 
