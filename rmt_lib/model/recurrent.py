@@ -34,14 +34,13 @@ class RecurrentMemoryTransformer(nn.Module):
     The answer is read from the final hidden state of the input's last token (the end of the
     question). ``answer_head="lm"`` uses the backbone's own LM head at the candidates' token ids, i.e.
     the paper's LM loss on a one-token answer; ``"classifier"`` scores the candidates with a linear
-    layer of its own. The shipped model uses the LM head, chosen by measurement. On the curriculum's
-    first two stages (one seed each, memory read after the final norm; data/results/backbones.json and
-    backbones_lm_head.json) it reached
-    90% validation at 1 segment after 200 steps (classifier: 350) and peaked at 0.79 at 2 segments within
-    800 (classifier: 0.70); at width 64, 300 steps against 400 and 0.86 against 0.71. Over the whole default curriculum of the time (64 wide) it trained in 26 minutes
-    instead of 35, as accurate at the trained lengths and more so beyond them (test book, 500 samples
-    per length, the same samples for both): 99.0% vs 99.4% at 32 segments (within each other's 95%
-    intervals), 67.6% vs 64.2% at 256.
+    layer of its own. The shipped model uses the LM head, chosen by measurement. On the curriculum's first two
+    stages (one seed each, memory read after the final norm; data/results/backbones.json and
+    backbones_lm_head.json) it reached 90% validation at 1 segment after 200 steps (classifier: 350) and peaked
+    at 0.79 at 2 segments within 800 (classifier: 0.70); at width 64, 300 steps against 400 and 0.86 against
+    0.71. Over the whole default curriculum of the time (64 wide) it trained in 26 minutes instead of 35, as
+    accurate at the trained lengths and more so beyond them (test book, 500 samples per length, the same samples
+    for both): 99.0% vs 99.4% at 32 segments (within each other's 95% intervals), 67.6% vs 64.2% at 256.
     An auxiliary head predicts every actor's current location at the same position; it pushes the
     memory to track all actors, which breaks the "last location mentioned" plateau. With
     ``aux_every_segment`` it also asks at the last token of every segment, so that every memory

@@ -297,7 +297,8 @@ class Trainer:
         if self._carry is not None:  # in the middle of a streamed stage's inputs
             tensors["carry"] = self._carry.detach().cpu().contiguous()
         if self._carried is not None:  # in a stage whose inputs continue the memory their rows' last ones left
-            tensors["carried.memory"], tensors["carried.labels"] = (t.detach().cpu().contiguous() for t in self._carried)
+            memory, labels = (t.detach().cpu().contiguous() for t in self._carried)
+            tensors |= {"carried.memory": memory, "carried.labels": labels}
         opt = self.optimizer.state_dict()
         for idx, slots in opt["state"].items():
             tensors |= {f"optim.{idx}.{k}": v.detach().cpu().contiguous() for k, v in slots.items()}
